@@ -1,0 +1,32 @@
+{{/* Environment one service reads from its ConfigMap (non-secret settings only). */}}
+{{- define "meshwork.serviceConfig" -}}
+{{- $v := .root.Values -}}
+RPC_PORT: {{ .svc.rpcPort | quote }}
+ADMIN_PORT: {{ .svc.adminPort | quote }}
+DATA_DIR: /tmp/data
+NATS_URL: {{ $v.nats.url | quote }}
+LOG_LEVEL: {{ $v.logLevel | quote }}
+MESHWORK_LOG_FORMAT: json
+MESHWORK_ENVIRONMENT: {{ $v.environment | quote }}
+IDENTITY_JWKS_URL: {{ printf "http://identity.%s.svc.cluster.local:%v/.well-known/jwks.json" .root.Release.Namespace $v.services.identity.adminPort | quote }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
+OTEL_SERVICE_NAME: {{ .name | quote }}
+SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
+{{- if eq .name "identity" }}
+ACCESS_TOKEN_TTL_SECONDS: {{ $v.identity.accessTokenTtlSeconds | quote }}
+MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
+SIGNING_KEYS_FILE: {{ printf "/var/run/secrets/meshwork/signing-keys/%s" $v.identity.signingKeys.fileName | quote }}
+{{- end }}
+{{- range $key, $value := .svc.env }}
+{{ $key }}: {{ $value | quote }}
+{{- end }}
+{{- end }}
+
+{{/* identity's secret settings: the bootstrap admin password. */}}
+{{- define "meshwork.identity.env" -}}
+- name: MESHWORK_ADMIN_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.identity.admin.existingSecret | default "meshwork-identity-admin" }}
+      key: MESHWORK_ADMIN_PASSWORD
+{{- end }}

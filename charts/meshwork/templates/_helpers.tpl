@@ -1,0 +1,64 @@
+{{/* Common labels for every object the chart renders. */}}
+{{- define "meshwork.labels" -}}
+app.kubernetes.io/part-of: meshwork
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/* Labels that identify one service's pods; Istio reads app/version for telemetry. */}}
+{{- define "meshwork.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end }}
+
+{{/* Object name of a service's resources. */}}
+{{- define "meshwork.fullname" -}}
+meshwork-{{ .name }}
+{{- end }}
+
+{{/* The image reference for one service: <registry>/<service>:<tag>, or the service's own override. */}}
+{{- define "meshwork.image" -}}
+{{- $img := .root.Values.image -}}
+{{- $tag := .svc.imageTag | default $img.tag | default .root.Chart.AppVersion -}}
+{{- if $img.registry -}}{{ $img.registry }}/{{ end }}{{ $img.repositoryPrefix }}{{ .name }}:{{ $tag }}
+{{- end }}
+
+{{/* Services switched on in values, sorted by name so the output is stable. */}}
+{{- define "meshwork.enabledServices" -}}
+{{- $out := list -}}
+{{- range $name := keys .Values.services | sortAlpha -}}
+{{- if (index $.Values.services $name).enabled -}}{{- $out = append $out $name -}}{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end }}
+
+{{/* The access table generated from the services' code: {services: {<svc>: {methods, callers}}}. */}}
+{{- define "meshwork.access" -}}
+{{- $table := .Files.Get "files/access.json" | fromJson -}}
+{{- if not $table.services -}}{{- fail "charts/meshwork/files/access.json is missing or has no services" -}}{{- end -}}
+{{- toJson $table.services -}}
+{{- end }}
+
+{{/* SPIFFE-style principal Istio gives a service account: <trust domain>/ns/<ns>/sa/<sa>. */}}
+{{- define "meshwork.principal" -}}
+{{ .root.Values.mesh.trustDomain }}/ns/{{ .root.Release.Namespace }}/sa/{{ .sa }}
+{{- end }}
+
+{{/* The service account of the gateway Istio deploys for the Gateway resource: <gateway>-<class>. */}}
+{{- define "meshwork.gatewayServiceAccount" -}}
+{{- $gw := .Values.mesh.gateway -}}
+{{- $gw.serviceAccount | default (printf "%s-%s" $gw.name $gw.className) -}}
+{{- end }}
+
+{{/* host:port of a URL (nats://h:4222, http://h:4318) -> the port. */}}
+{{- define "meshwork.urlPort" -}}
+{{- $host := (urlParse .).host -}}
+{{- last (splitList ":" $host) -}}
+{{- end }}
+
+{{/* Metadata labels of one service's objects: the common labels plus its name. */}}
+{{- define "meshwork.serviceLabels" -}}
+{{ include "meshwork.labels" .root }}
+app.kubernetes.io/name: {{ .name }}
+{{- end }}
