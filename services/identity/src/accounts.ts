@@ -1,0 +1,171 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { hash, verify } from "@node-rs/argon2";
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  uuidv7,
+  type Principal,
+  type Role,
+  type ServiceContext,
+} from "@meshwork/platform";
+import {
+  UserEvent_RolesChangedSchema,
+  UserEvent_SignedInSchema,
+  UserEvent_SignedOutSchema,
+  UserEvent_SignedUpSchema,
+} from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { SignJWT } from "jose";
+import type { IdentityConfig } from "./config.ts";
+import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
+import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
+import { FailureThrottle } from "./domain/throttle.ts";
+import { emitUserEvent, now } from "./events.ts";
+import type { SigningKeys } from "./signing-keys.ts";
+import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
+
+// @node-rs/argon2 exports Algorithm as a const enum, which type stripping cannot inline.
+const ARGON2ID = 2;
+
+export interface SignedIn {
+  accessToken: string;
+  expiresAt: Date;
+  user: UserRecord;
+}
+
+/**
+ * identity's use cases. Each state change and the event it causes commit together (unitOfWork +
+ * the outbox); nothing here publishes directly.
+ */
+export class Accounts {
+  private readonly context: ServiceContext<IdentityTables, IdentityConfig>;
+  private readonly keys: SigningKeys;
+  private readonly accountThrottle: FailureThrottle;
+  private readonly addressThrottle: FailureThrottle;
+  private readonly hashOptions;
+  private readonly decoyHash: Promise<string>;
+  readonly signIns;
+
+  constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: import("@opentelemetry/api").Meter) {
+    const { config } = context;
+    this.context = context;
+    this.keys = keys;
+    this.hashOptions = {
+      algorithm: ARGON2ID,
+      memoryCost: config.ARGON2_MEMORY_KIB,
+      timeCost: config.ARGON2_ITERATIONS,
+      parallelism: config.ARGON2_PARALLELISM,
+    };
+    const windowMs = config.THROTTLE_WINDOW_SECONDS * 1000;
+    this.accountThrottle = new FailureThrottle({ limit: config.THROTTLE_ACCOUNT_FAILURES, windowMs });
+    this.addressThrottle = new FailureThrottle({ limit: config.THROTTLE_ADDRESS_FAILURES, windowMs });
+    // An unknown email is verified against this hash, so it costs the same time as a wrong password.
+    this.decoyHash = hash(uuidv7(), this.hashOptions);
+    this.signIns = meter.createCounter("meshwork.identity.sign_ins", { description: "Sign-in attempts, by outcome" });
+  }
+
+  async signUp(input: { email: string; password: string; displayName: string }, roles: Role[] = DEFAULT_ROLES): Promise<UserRecord> {
+    const email = normaliseEmail(input.email);
+    const displayName = validateDisplayName(input.displayName);
+    checkPasswordPolicy(input.password, this.context.config.PASSWORD_MIN_LENGTH);
+    if (await findUserByEmail(this.context.database.db, email)) throw new AlreadyExistsError("an account with this email exists");
+    const user: UserRecord = { id: uuidv7(), email, displayName, passwordHash: await hash(input.password, this.hashOptions), roles };
+    await this.context.unitOfWork(async (trx) => {
+      if (!(await insertUser(trx, user))) throw new AlreadyExistsError("an account with this email exists");
+      await emitUserEvent(trx, user.id, {
+        case: "signedUp",
+        value: create(UserEvent_SignedUpSchema, { userId: user.id, email, displayName, occurredAt: now() }),
+      });
+    });
+    return user;
+  }
+
+  async signIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
+    checkSignInInput(input.email, input.password);
+    const email = input.email.trim().toLowerCase();
+    const wait = Math.max(this.accountThrottle.retryAfterSeconds(email), this.addressThrottle.retryAfterSeconds(clientAddress));
+    if (wait > 0) {
+      this.signIns.add(1, { outcome: "throttled" });
+      throw new ResourceExhaustedError(`too many failed sign-ins; retry in ${wait} s`, wait);
+    }
+    const user = await findUserByEmail(this.context.database.db, email);
+    const valid = await verify(user?.passwordHash ?? (await this.decoyHash), input.password).catch(() => false);
+    if (!user || !valid) {
+      this.accountThrottle.recordFailure(email);
+      this.addressThrottle.recordFailure(clientAddress);
+      this.signIns.add(1, { outcome: "invalid_credentials" });
+      throw new UnauthenticatedError("invalid email or password");
+    }
+    this.accountThrottle.reset(email);
+    const sessionId = uuidv7();
+    const expiresAt = new Date(Date.now() + this.context.config.ACCESS_TOKEN_TTL_SECONDS * 1000);
+    const accessToken = await this.issueToken(user, sessionId, expiresAt);
+    await this.context.unitOfWork(async (trx) => {
+      await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAt.getTime() });
+      await emitUserEvent(trx, user.id, {
+        case: "signedIn",
+        value: create(UserEvent_SignedInSchema, {
+          userId: user.id,
+          email: user.email,
+          displayName: user.displayName,
+          sessionId,
+          expiresAt: timestampFromMs(expiresAt.getTime()),
+          occurredAt: now(),
+        }),
+      });
+    });
+    this.signIns.add(1, { outcome: "success" });
+    return { accessToken, expiresAt, user };
+  }
+
+  /** Ends the caller's session; signing out twice is not an error and emits nothing the second time. */
+  async signOut(principal: Principal): Promise<void> {
+    const user = await findUserById(this.context.database.db, principal.userId);
+    if (!user) return;
+    await this.context.unitOfWork(async (trx) => {
+      if (!(await endSession(trx, principal.sessionId, principal.userId))) return;
+      await emitUserEvent(trx, user.id, {
+        case: "signedOut",
+        value: create(UserEvent_SignedOutSchema, { userId: user.id, email: user.email, sessionId: principal.sessionId, occurredAt: now() }),
+      });
+    });
+  }
+
+  async setRoles(userId: string, rawRoles: readonly string[], changedBy: Principal): Promise<UserRecord> {
+    const roles = parseRoles(rawRoles);
+    const user = await findUserById(this.context.database.db, userId);
+    if (!user) throw new NotFoundError("no such user");
+    await this.context.unitOfWork(async (trx) => {
+      await updateRoles(trx, user.id, roles);
+      await emitUserEvent(trx, user.id, {
+        case: "rolesChanged",
+        value: create(UserEvent_RolesChangedSchema, { userId: user.id, email: user.email, roles, changedBy: changedBy.userId, occurredAt: now() }),
+      });
+    });
+    return { ...user, roles };
+  }
+
+  /** The first admin, from MESHWORK_ADMIN_EMAIL / MESHWORK_ADMIN_PASSWORD, created once. */
+  async ensureAdmin(email: string | undefined, password: string | undefined): Promise<void> {
+    if (!email || !password) return;
+    if (await findUserByEmail(this.context.database.db, normaliseEmail(email))) return;
+    await this.signUp({ email, password, displayName: "Administrator" }, ["admin"]);
+    this.context.log.info({ email }, "created the admin user");
+  }
+
+  private async issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
+    const key = this.keys.current;
+    return new SignJWT({ roles: user.roles, sid: sessionId })
+      .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
+      .setIssuer(this.context.config.TOKEN_ISSUER)
+      .setAudience(this.context.config.TOKEN_AUDIENCE)
+      .setSubject(user.id)
+      .setIssuedAt()
+      .setNotBefore("0s")
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .setJti(sessionId)
+      .sign(await this.keys.privateKey());
+  }
+}

@@ -1,0 +1,59 @@
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../logger.ts";
+import { PUBLIC, type AccessTable } from "./access.ts";
+import { InvalidTokenError, type Principal, type TokenVerifier } from "./verifier.ts";
+
+/** The verified caller, for handlers: `ctx.values.get(principalKey)`. Undefined on public calls without a token. */
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "meshwork principal" });
+
+/** The raw bearer token, for the rare handler that acts on the token itself (SignOut). */
+export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "bearer token" });
+
+/**
+ * One interceptor, for gRPC, gRPC-Web and Connect alike: verifies the bearer token and applies
+ * the service's access table. A method missing from the table is denied.
+ */
+export function authInterceptor(table: AccessTable, verify: TokenVerifier, log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const path = `/${req.service.typeName}/${req.method.name}`;
+    const rule = table.methods[path];
+    if (rule === undefined) {
+      log.warn({ path }, "denied: method not in the access table");
+      throw new ConnectError("permission denied", Code.PermissionDenied);
+    }
+    const token = bearerToken(req.header.get("authorization"));
+    if (rule === PUBLIC) {
+      if (token) {
+        const principal = await verify(token).catch(() => undefined);
+        req.contextValues.set(principalKey, principal);
+      }
+      return next(req);
+    }
+    if (!token) throw new ConnectError("missing bearer token", Code.Unauthenticated);
+    let principal: Principal;
+    try {
+      principal = await verify(token);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) throw new ConnectError("invalid token", Code.Unauthenticated);
+      throw new ConnectError("token verification unavailable", Code.Unavailable);
+    }
+    if (!principal.roles.some((role) => rule.includes(role))) {
+      throw new ConnectError("permission denied", Code.PermissionDenied);
+    }
+    req.contextValues.set(principalKey, principal);
+    req.contextValues.set(bearerTokenKey, token);
+    return next(req);
+  };
+}
+
+/** The caller a handler may assume exists: the interceptor has already refused anonymous calls. */
+export function requirePrincipal(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalKey);
+  if (!principal) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+  return principal;
+}
+
+function bearerToken(header: string | null): string | undefined {
+  const match = header?.match(/^Bearer\s+(\S+)$/i);
+  return match?.[1];
+}

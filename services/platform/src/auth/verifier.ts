@@ -1,0 +1,83 @@
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
+import { ROLES, type Role } from "./access.ts";
+
+/** Who is calling, as the access token states. */
+export interface Principal {
+  userId: string;
+  roles: Role[];
+  sessionId: string;
+  expiresAt: Date;
+}
+
+export class InvalidTokenError extends Error {
+  override name = "InvalidTokenError";
+}
+
+export interface TokenVerifierOptions {
+  keys: JWTVerifyGetKey;
+  issuer: string;
+  audience: string;
+  clockToleranceSeconds?: number;
+}
+
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+/**
+ * Verifies an access token: ES256 only (so `none` and HS256-with-the-public-key are refused
+ * before any key is looked at), the issuer, audience, expiry and not-before with a small skew.
+ */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  return async (token) => {
+    try {
+      const { payload } = await jwtVerify(token, options.keys, {
+        algorithms: ["ES256"],
+        issuer: options.issuer,
+        audience: options.audience,
+        clockTolerance: options.clockToleranceSeconds ?? 30,
+        requiredClaims: ["sub", "exp", "sid"],
+      });
+      const roles = Array.isArray(payload["roles"]) ? payload["roles"].filter(isRole) : [];
+      return {
+        userId: String(payload.sub),
+        roles,
+        sessionId: String(payload["sid"]),
+        expiresAt: new Date(Number(payload.exp) * 1000),
+      };
+    } catch (error) {
+      if (error instanceof errors.JOSEError || error instanceof TypeError) {
+        throw new InvalidTokenError(error instanceof errors.JOSEError ? error.code : "malformed token");
+      }
+      throw error;
+    }
+  };
+}
+
+/**
+ * identity's JWKS over HTTP, cached; an unknown `kid` triggers a refetch, but at most once per
+ * cooldown, so a flood of forged kids cannot turn into a flood of fetches.
+ */
+export function remoteKeys(url: string): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(url), {
+    cooldownDuration: 30_000,
+    cacheMaxAge: 10 * 60_000,
+    timeoutDuration: 5_000,
+  });
+}
+
+/** For identity itself, which holds the keys: no network hop, always current after a rotation. */
+export function localKeys(current: () => JSONWebKeySet): JWTVerifyGetKey {
+  let cachedFor: JSONWebKeySet | undefined;
+  let getter: JWTVerifyGetKey | undefined;
+  return (header, token) => {
+    const jwks = current();
+    if (jwks !== cachedFor || !getter) {
+      cachedFor = jwks;
+      getter = createLocalJWKSet(jwks);
+    }
+    return getter(header, token);
+  };
+}
+
+function isRole(value: unknown): value is Role {
+  return typeof value === "string" && (ROLES as readonly string[]).includes(value);
+}

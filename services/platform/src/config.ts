@@ -1,0 +1,54 @@
+import path from "node:path";
+import { z } from "zod";
+
+/**
+ * Settings every service shares. A service extends this schema with its own keys in its
+ * config.ts; all of them come from environment variables, with defaults that suit `make dev`.
+ */
+export const baseConfigSchema = z.object({
+  RPC_PORT: z.coerce.number().int().min(0).max(65535),
+  ADMIN_PORT: z.coerce.number().int().min(0).max(65535),
+  RPC_HOST: z.string().default("0.0.0.0"),
+  DATA_DIR: z.string().default(".data"),
+  DATABASE_URL: z.string().optional(),
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
+  IDENTITY_JWKS_URL: z.string().url().default("http://127.0.0.1:9051/.well-known/jwks.json"),
+  TOKEN_ISSUER: z.string().default("meshwork-identity"),
+  TOKEN_AUDIENCE: z.string().default("meshwork"),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  MESHWORK_LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
+  MESHWORK_ENVIRONMENT: z.string().default("local"),
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** Test-only fault hook: the outbox relay exits the process right after a commit, before publishing. */
+  MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: z.enum(["0", "1"]).default("0"),
+});
+
+export type BaseConfig = z.infer<typeof baseConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses the environment against a service's schema. Fails with every problem listed at once,
+ * because a deployment that is wrong in three ways should not take three restarts to learn it.
+ */
+export function loadConfig<S extends z.ZodType<BaseConfig>>(
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  return parsed.data;
+}
+
+/** The SQLite file of a service when DATABASE_URL is not set: one file per service, never shared. */
+export function databaseUrlFor(config: BaseConfig, serviceName: string): string {
+  return config.DATABASE_URL ?? `sqlite:${path.join(config.DATA_DIR, `${serviceName}.db`)}`;
+}

@@ -1,0 +1,107 @@
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from "kysely";
+import type { DatabaseKind } from "./database.ts";
+
+const tracer = trace.getTracer("@meshwork/platform/db");
+
+/**
+ * Wraps a Kysely dialect so each statement runs in a CLIENT span with the database semantic
+ * conventions. The span gets the SQL text with its placeholders, never the parameter values.
+ */
+export function tracedDialect(dialect: Dialect, kind: DatabaseKind, namespace = "meshwork"): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createDriver: () => new TracedDriver(dialect.createDriver(), kind === "postgres" ? "postgresql" : "sqlite", namespace),
+  };
+}
+
+class TracedDriver implements Driver {
+  private readonly inner: Driver;
+  private readonly system: string;
+  private readonly namespace: string;
+  constructor(inner: Driver, system: string, namespace: string) {
+    this.inner = inner;
+    this.system = system;
+    this.namespace = namespace;
+  }
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new TracedConnection(await this.inner.acquireConnection(), this.system, this.namespace);
+  }
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.inner.beginTransaction(unwrap(connection), settings);
+  }
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.commitTransaction(unwrap(connection));
+  }
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.rollbackTransaction(unwrap(connection));
+  }
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.inner.releaseConnection(unwrap(connection));
+  }
+  destroy(): Promise<void> {
+    return this.inner.destroy();
+  }
+}
+
+class TracedConnection implements DatabaseConnection {
+  readonly inner: DatabaseConnection;
+  private readonly system: string;
+  private readonly namespace: string;
+  constructor(inner: DatabaseConnection, system: string, namespace: string) {
+    this.inner = inner;
+    this.system = system;
+    this.namespace = namespace;
+  }
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const operation = operationOf(compiledQuery);
+    return tracer.startActiveSpan(
+      `${operation} ${this.namespace}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "db.system": this.system,
+          "db.system.name": this.system,
+          "db.namespace": this.namespace,
+          "db.operation.name": operation,
+          "db.query.text": compiledQuery.sql,
+        },
+      },
+      async (span) => {
+        try {
+          return await this.inner.executeQuery<R>(compiledQuery);
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(compiledQuery, chunkSize ?? 100);
+  }
+}
+
+function unwrap(connection: DatabaseConnection): DatabaseConnection {
+  return connection instanceof TracedConnection ? connection.inner : connection;
+}
+
+function operationOf(compiledQuery: CompiledQuery): string {
+  const kind = compiledQuery.query.kind;
+  const known: Record<string, string> = {
+    SelectQueryNode: "SELECT",
+    InsertQueryNode: "INSERT",
+    UpdateQueryNode: "UPDATE",
+    DeleteQueryNode: "DELETE",
+  };
+  return known[kind] ?? compiledQuery.sql.trim().split(/\s+/, 1)[0]!.toUpperCase();
+}

@@ -1,0 +1,257 @@
+import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { headers as makeHeaders, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { Kysely, Transaction } from "kysely";
+import type { PlatformTables } from "../db/database.ts";
+import type { Logger } from "../logger.ts";
+import { consumerLag, eventsConsumed, eventsDeadLettered, eventsRedelivered } from "../metrics.ts";
+import { fromHeaders, traceIdOf, type EventEnvelope } from "./cloudevents.ts";
+import { deadLetterSubject } from "./topology.ts";
+
+const tracer = trace.getTracer("@meshwork/platform/consumer");
+
+export interface ReceivedEvent<M> extends EventEnvelope {
+  message: M;
+  data: Uint8Array;
+  traceId: string;
+  streamSequence: number;
+}
+
+/**
+ * A durable consumer as a service declares it in its events.ts. `handle` runs inside the database
+ * transaction that also records the event id, so a redelivered event is never applied twice.
+ */
+export interface ConsumerSpec<Tables, Desc extends DescMessage> {
+  /** Durable name: `<service>-<purpose>`. */
+  name: string;
+  stream: string;
+  filterSubjects: string[];
+  schema: Desc;
+  /** Tries before the message goes to DEADLETTER. */
+  maxDeliver?: number;
+  /** Delay before each retry; the last value repeats. */
+  backoffMs?: number[];
+  handle(event: ReceivedEvent<MessageShape<Desc>>, trx: Transaction<Tables & PlatformTables>): Promise<void>;
+}
+
+export type AnyConsumerSpec<Tables> = ConsumerSpec<Tables, DescMessage>;
+
+export function defineConsumer<Tables, Desc extends DescMessage>(spec: ConsumerSpec<Tables, Desc>): AnyConsumerSpec<Tables> {
+  return spec as unknown as AnyConsumerSpec<Tables>;
+}
+
+type Outcome = "applied" | "duplicate";
+
+/**
+ * Runs one durable pull consumer: explicit acks, bounded retries with backoff, then a dead letter
+ * with the error and delivery count in its headers, and the consumer moves on.
+ */
+export class ConsumerRunner<Tables> {
+  private readonly spec: Required<AnyConsumerSpec<Tables>>;
+  private readonly db: Kysely<Tables & PlatformTables>;
+  private readonly connection: NatsConnection;
+  private readonly log: Logger;
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private attached = false;
+  private stopped = false;
+  /** Held while a message is being applied; a rebuild takes it to pause the consumer. */
+  private lock: Promise<void> = Promise.resolve();
+
+  constructor(spec: AnyConsumerSpec<Tables>, db: Kysely<Tables & PlatformTables>, connection: NatsConnection, log: Logger) {
+    this.spec = { maxDeliver: 5, backoffMs: [200, 1_000, 5_000], ...spec };
+    this.db = db;
+    this.connection = connection;
+    this.log = log.child({ consumer: spec.name });
+    consumerLag.addCallback(async (result) => {
+      if (!this.attached) return;
+      const info = await jetstreamManager(this.connection).then((jsm) => jsm.consumers.info(this.spec.stream, this.spec.name)).catch(() => undefined);
+      if (info) result.observe(info.num_pending + info.num_ack_pending, { consumer: this.spec.name, stream: this.spec.stream });
+    });
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  isAttached(): boolean {
+    return this.attached;
+  }
+
+  /** Creates or updates the durable consumer, waiting for the stream if its producer is not up yet. */
+  async start(): Promise<void> {
+    const jsm = await jetstreamManager(this.connection);
+    const config = {
+      durable_name: this.spec.name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subjects: this.spec.filterSubjects,
+      ack_wait: nanos(30_000),
+      // Retries are counted here, not by the server, so that every message that runs out of tries
+      // reaches DEADLETTER instead of being silently dropped at max_deliver.
+      max_deliver: -1,
+      max_ack_pending: 1_000,
+    };
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await jsm.consumers.add(this.spec.stream, config).catch(async (error: Error) => {
+          if (!/already exists|consumer name already in use/i.test(error.message)) throw error;
+          await jsm.consumers.update(this.spec.stream, this.spec.name, config);
+        });
+        break;
+      } catch (error) {
+        if (attempt % 10 === 0) this.log.warn({ err: (error as Error).message, stream: this.spec.stream }, "waiting for stream");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    if (this.stopped) return;
+    const consumer = await jetstream(this.connection).consumers.get(this.spec.stream, this.spec.name);
+    this.messages = await consumer.consume({ max_messages: 256 });
+    this.attached = true;
+    this.loop = this.run(this.messages);
+    this.log.info({ stream: this.spec.stream, subjects: this.spec.filterSubjects }, "consumer attached");
+  }
+
+  /** Stops pulling, lets the message in hand finish and be acked. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.attached = false;
+    await this.messages?.close();
+    await this.loop;
+  }
+
+  /** Runs `work` while no message is being applied, and holds new ones back until it is done. */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const previous = this.lock;
+    let release!: () => void;
+    this.lock = new Promise((resolve) => (release = resolve));
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
+  /** Applies one event as the live consumer would: used by replays and rebuilds. */
+  async apply(envelope: EventEnvelope, data: Uint8Array, streamSequence: number): Promise<Outcome> {
+    const event: ReceivedEvent<MessageShape<DescMessage>> = {
+      ...envelope,
+      message: fromBinary(this.spec.schema, data),
+      data,
+      traceId: traceIdOf(envelope.traceparent),
+      streamSequence,
+    };
+    return this.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto("processed_events")
+        .values({ consumer: this.spec.name, event_id: envelope.id, processed_at: Date.now() } as never)
+        .onConflict((conflict) => conflict.doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+      await this.spec.handle(event, trx as unknown as Transaction<Tables & PlatformTables>);
+      return "applied";
+    });
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    for await (const msg of messages) {
+      await this.exclusive(() => this.process(msg));
+    }
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    const deliveries = msg.info.deliveryCount;
+    if (deliveries > 1) eventsRedelivered.add(1, { consumer: this.spec.name });
+    const parent = propagation.extract(ROOT_CONTEXT, {
+      traceparent: msg.headers?.get("traceparent") || undefined,
+      tracestate: msg.headers?.get("tracestate") || undefined,
+    });
+    await tracer.startActiveSpan(
+      `${msg.subject} process`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "process",
+          "messaging.destination.name": msg.subject,
+          "messaging.consumer.group.name": this.spec.name,
+          "messaging.message.id": msg.headers?.get("ce-id") ?? "",
+          "messaging.nats.stream.sequence": msg.seq,
+          "messaging.nats.delivery_count": deliveries,
+        },
+      },
+      parent,
+      async (span) => {
+        try {
+          const envelope = fromHeaders(msg.headers, msg.subject);
+          const outcome = await this.apply(envelope, msg.data, msg.seq);
+          span.setAttribute("meshwork.outcome", outcome);
+          msg.ack();
+          eventsConsumed.add(1, { consumer: this.spec.name, outcome });
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          await this.retryOrDeadLetter(msg, error as Error, deliveries);
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  private async retryOrDeadLetter(msg: JsMsg, error: Error, deliveries: number): Promise<void> {
+    const malformed = error.name === "MalformedEventError";
+    if (!malformed && deliveries < this.spec.maxDeliver) {
+      const delays = this.spec.backoffMs;
+      const delay = delays[Math.min(deliveries - 1, delays.length - 1)] ?? 1_000;
+      this.log.warn({ err: error.message, deliveries, retryInMs: delay, seq: msg.seq }, "event handler failed; will retry");
+      msg.nak(delay);
+      return;
+    }
+    try {
+      await this.deadLetter(msg, error, deliveries);
+      msg.term(`dead-lettered: ${oneLine(error.message)}`);
+      eventsDeadLettered.add(1, { consumer: this.spec.name });
+      this.log.error({ err: error.message, deliveries, seq: msg.seq }, "event dead-lettered");
+    } catch (publishError) {
+      // The dead letter could not be written (NATS trouble): keep the message and try again later.
+      this.log.error({ err: (publishError as Error).message }, "could not dead-letter; will retry");
+      msg.nak(this.spec.backoffMs.at(-1) ?? 5_000);
+    }
+  }
+
+  private async deadLetter(msg: JsMsg, error: Error, deliveries: number): Promise<void> {
+    const headers = makeHeaders();
+    for (const [key, values] of msg.headers ?? []) {
+      if (key.toLowerCase() === "nats-msg-id") continue;
+      for (const value of values) headers.append(key, value);
+    }
+    headers.set("meshwork-dlq-error", oneLine(`${error.name}: ${error.message}`));
+    headers.set("meshwork-dlq-deliveries", String(deliveries));
+    headers.set("meshwork-dlq-stream", this.spec.stream);
+    headers.set("meshwork-dlq-stream-sequence", String(msg.seq));
+    headers.set("meshwork-dlq-consumer", this.spec.name);
+    headers.set("meshwork-dlq-subject", msg.subject);
+    headers.set("meshwork-dlq-time", new Date().toISOString());
+    const eventId = msg.headers?.get("ce-id") || `seq-${msg.seq}`;
+    await jetstream(this.connection).publish(deadLetterSubject(this.spec.stream, this.spec.name), msg.data, {
+      headers,
+      msgID: `${eventId}:${this.spec.name}`,
+    });
+  }
+}
+
+/** JetStream refuses header values with line breaks; stack-like messages are folded onto one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, " | ").slice(0, 1_000);
+}
+

@@ -1,0 +1,235 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
+import type { PlatformTables } from "../db/database.ts";
+import { uuidv7 } from "../ids.ts";
+import type { Logger } from "../logger.ts";
+import { eventsPublished, outboxBacklog, outboxOldestAge } from "../metrics.ts";
+import { toHeaders } from "./cloudevents.ts";
+
+const tracer = trace.getTracer("@meshwork/platform/outbox");
+
+export interface OutgoingEvent<Desc extends DescMessage> {
+  subject: string;
+  schema: Desc;
+  message: MessageShape<Desc>;
+  /** The entity the event is about; the relay keeps each aggregate's events in commit order. */
+  aggregateId: string;
+}
+
+/**
+ * Writes an event into the outbox inside the caller's transaction, so the event exists if and
+ * only if the state change does. The active trace context is stored with it, so the publish
+ * (and everything downstream) joins the trace of the request that caused it.
+ */
+export async function enqueueEvent<Desc extends DescMessage, Tables extends PlatformTables>(
+  transaction: Transaction<Tables>,
+  event: OutgoingEvent<Desc>,
+): Promise<string> {
+  const trx = transaction as unknown as Transaction<PlatformTables>;
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  const id = uuidv7();
+  await trx
+    .insertInto("outbox")
+    .values({
+      id,
+      subject: event.subject,
+      type: event.schema.typeName,
+      aggregate_id: event.aggregateId,
+      payload: toBinary(event.schema, event.message),
+      traceparent: carrier["traceparent"] ?? null,
+      tracestate: carrier["tracestate"] ?? null,
+      created_at: Date.now(),
+      published_at: null,
+    })
+    .execute();
+  return id;
+}
+
+export interface OutboxRelayOptions {
+  db: Kysely<PlatformTables>;
+  isPostgres: boolean;
+  connection: NatsConnection;
+  source: string;
+  log: Logger;
+  batchSize?: number;
+  idlePollMs?: number;
+  maxBackoffMs?: number;
+  /** Test-only fault hook: die after the commit and before the publish. */
+  crashBeforePublish?: boolean;
+}
+
+/**
+ * Publishes committed outbox entries in commit order, with the event id as Nats-Msg-Id so a
+ * republish after a crash (published, not yet marked) is dropped by the stream's de-duplication.
+ * While NATS is unreachable it retries with capped exponential backoff; nothing is lost because
+ * nothing leaves the table until JetStream has acknowledged it.
+ */
+export class OutboxRelay {
+  private readonly options: Required<Omit<OutboxRelayOptions, "crashBeforePublish">> & { crashBeforePublish: boolean };
+  private readonly js: JetStreamClient;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(options: OutboxRelayOptions) {
+    this.options = {
+      batchSize: 100,
+      idlePollMs: 1_000,
+      maxBackoffMs: 5_000,
+      crashBeforePublish: false,
+      ...options,
+    };
+    this.js = jetstream(options.connection, { timeout: 5_000 });
+    outboxBacklog.addCallback(async (result) => {
+      const stats = await this.backlog();
+      result.observe(stats.count);
+    });
+    outboxOldestAge.addCallback(async (result) => {
+      const stats = await this.backlog();
+      result.observe(stats.oldestAgeSeconds);
+    });
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** Called after a commit that enqueued events, so they go out now rather than at the next poll. */
+  nudge(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.nudge();
+    await this.loop;
+  }
+
+  async backlog(): Promise<{ count: number; oldestAgeSeconds: number }> {
+    const row = await this.options.db
+      .selectFrom("outbox")
+      .select((eb) => [eb.fn.countAll<number>().as("count"), eb.fn.min("created_at").as("oldest")])
+      .where("published_at", "is", null)
+      .executeTakeFirst();
+    const oldest = row?.oldest == null ? undefined : Number(row.oldest);
+    return {
+      count: Number(row?.count ?? 0),
+      oldestAgeSeconds: oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000),
+    };
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 100;
+    while (!this.stopped) {
+      let published = 0;
+      try {
+        published = await this.publishBatch();
+        backoffMs = 100;
+      } catch (error) {
+        this.options.log.warn({ err: (error as Error).message, retryInMs: backoffMs }, "outbox relay could not publish; will retry");
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, this.options.maxBackoffMs);
+        continue;
+      }
+      if (published < this.options.batchSize) await this.idle();
+    }
+  }
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.options.idlePollMs);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wake = undefined;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async publishBatch(): Promise<number> {
+    const { db } = this.options;
+    if (this.options.isPostgres) {
+      // With several replicas on one PostgreSQL database, one relay at a time keeps commit order.
+      return db.transaction().execute(async (trx) => {
+        const lock = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(hashtext('meshwork-outbox')) as locked`.execute(trx);
+        if (!lock.rows[0]?.locked) return 0;
+        return this.publishPending(trx);
+      });
+    }
+    return this.publishPending(db);
+  }
+
+  private async publishPending(db: Kysely<PlatformTables>): Promise<number> {
+    const pending = await db
+      .selectFrom("outbox")
+      .selectAll()
+      .where("published_at", "is", null)
+      .orderBy("seq")
+      .limit(this.options.batchSize)
+      .execute();
+    for (const entry of pending) {
+      if (this.options.crashBeforePublish) {
+        this.options.log.fatal({ eventId: entry.id }, "fault hook: crashing after commit, before publish");
+        process.kill(process.pid, "SIGKILL");
+      }
+      await this.publishOne(entry);
+      await db.updateTable("outbox").set({ published_at: Date.now() }).where("seq", "=", entry.seq).execute();
+    }
+    return pending.length;
+  }
+
+  private async publishOne(entry: Selectable<PlatformTables["outbox"]>): Promise<void> {
+    const parent = propagation.extract(ROOT_CONTEXT, {
+      traceparent: entry.traceparent ?? undefined,
+      tracestate: entry.tracestate ?? undefined,
+    });
+    await tracer.startActiveSpan(
+      `${entry.subject} publish`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "send",
+          "messaging.operation.name": "publish",
+          "messaging.destination.name": entry.subject,
+          "messaging.message.id": entry.id,
+          "messaging.message.body.size": entry.payload.byteLength,
+          "meshwork.outbox.seq": entry.seq,
+          "meshwork.outbox.wait_ms": Date.now() - entry.created_at,
+        },
+      },
+      parent,
+      async (span) => {
+        const carrier: Record<string, string> = {};
+        propagation.inject(context.active(), carrier);
+        const headers = toHeaders({
+          id: entry.id,
+          type: entry.type,
+          source: this.options.source,
+          subject: entry.subject,
+          time: new Date(entry.created_at),
+          traceparent: carrier["traceparent"],
+          tracestate: carrier["tracestate"],
+        });
+        try {
+          const ack = await this.js.publish(entry.subject, entry.payload, { msgID: entry.id, headers });
+          span.setAttribute("messaging.nats.stream", ack.stream);
+          span.setAttribute("meshwork.duplicate", ack.duplicate);
+          eventsPublished.add(1, { subject: entry.subject });
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+}

@@ -1,0 +1,43 @@
+import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/transport-node";
+
+/** A JetStream stream a service owns: one per domain, file storage, a de-duplication window. */
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  duplicateWindowMs?: number;
+  maxAgeMs?: number;
+}
+
+/** Dead letters of every consumer: `deadletter.<stream>.<consumer>`. Every consuming service ensures it. */
+export const DEADLETTER_STREAM: StreamSpec = {
+  name: "DEADLETTER",
+  subjects: ["deadletter.>"],
+  duplicateWindowMs: 10 * 60_000,
+};
+
+export function deadLetterSubject(stream: string, consumer: string): string {
+  return `deadletter.${stream}.${consumer}`;
+}
+
+/** Creates each stream or brings its configuration up to date; safe to run at every start. */
+export async function ensureStreams(connection: NatsConnection, streams: StreamSpec[]): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(connection);
+  for (const spec of streams) {
+    const config = {
+      name: spec.name,
+      subjects: spec.subjects,
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      duplicate_window: nanos(spec.duplicateWindowMs ?? 2 * 60_000),
+      max_age: nanos(spec.maxAgeMs ?? 0),
+    };
+    const exists = await jsm.streams.info(spec.name).then(
+      () => true,
+      () => false,
+    );
+    if (exists) await jsm.streams.update(spec.name, config);
+    else await jsm.streams.add(config);
+  }
+  return jsm;
+}

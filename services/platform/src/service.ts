@@ -1,0 +1,172 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { Kysely, Transaction } from "kysely";
+import { startAdminServer, type AdminRoute } from "./admin.ts";
+import type { AccessTable } from "./auth/access.ts";
+import { authInterceptor } from "./auth/interceptor.ts";
+import { createTokenVerifier, remoteKeys } from "./auth/verifier.ts";
+import type { JWTVerifyGetKey } from "jose";
+import { databaseUrlFor, type BaseConfig } from "./config.ts";
+import { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
+import { ConsumerRunner, type AnyConsumerSpec } from "./events/consumer.ts";
+import { connectNats, type NatsHandle } from "./events/nats.ts";
+import { OutboxRelay } from "./events/outbox.ts";
+import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
+import { registerHealth } from "./rpc/health.ts";
+import { startRpcServer } from "./rpc/server.ts";
+import { shutdownTelemetry } from "./telemetry.ts";
+
+/** What the platform hands a service while it wires itself up. */
+export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> {
+  name: string;
+  config: Config;
+  log: Logger;
+  database: Database<Tables>;
+  nats: NatsHandle;
+  /**
+   * Runs `work` in one database transaction and wakes the outbox relay after the commit: the
+   * unit of work for any state change that emits events (enqueue them with enqueueEvent).
+   */
+  unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
+  /** The running consumer with this durable name (for rebuilds and replays). */
+  consumer(name: string): ConsumerRunner<Tables>;
+}
+
+/** What a service declares: its wiring, nothing else. */
+export interface ServiceDefinition<Tables, Config extends BaseConfig> {
+  name: string;
+  config: Config;
+  migrations: Migrations;
+  /** The protobuf services it serves (for health and the access table). */
+  services: DescService[];
+  access: AccessTable;
+  /** Streams this service produces to; created or updated at every start. */
+  streams?: StreamSpec[];
+  consumers?: AnyConsumerSpec<Tables>[];
+  /** How to verify access tokens; by default identity's JWKS over HTTP. */
+  tokenKeys?: (context: ServiceContext<Tables, Config>) => JWTVerifyGetKey;
+  routes(router: ConnectRouter, context: ServiceContext<Tables, Config>): void;
+  adminRoutes?: (context: ServiceContext<Tables, Config>) => Record<string, AdminRoute>;
+  /** Extra work before anything is served, for example identity creating its first admin. */
+  beforeStart?: (context: ServiceContext<Tables, Config>) => Promise<void>;
+}
+
+export interface RunningService<Tables, Config extends BaseConfig> {
+  context: ServiceContext<Tables, Config>;
+  rpcPort: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The chassis: one call wires config, logs, database and migrations, NATS and streams, the outbox
+ * relay, consumers, the RPC server (with telemetry, error mapping and auth) and the admin port,
+ * and shuts all of it down in order on SIGTERM.
+ */
+export async function runService<Tables, Config extends BaseConfig>(
+  definition: ServiceDefinition<Tables, Config>,
+): Promise<RunningService<Tables, Config>> {
+  const { config, name } = definition;
+  if (process.argv.includes("--check-config")) {
+    console.log(`${name}: configuration is valid`);
+    process.exit(0);
+  }
+  const log = createLogger({ service: name, level: config.LOG_LEVEL, format: config.MESHWORK_LOG_FORMAT });
+  const started = performance.now();
+  const database = await openDatabase<Tables>(databaseUrlFor(config, name), definition.migrations, { system: name });
+  const nats = await connectNats({ url: config.NATS_URL, name, user: config.NATS_USER, password: config.NATS_PASSWORD, log });
+  const consumerSpecs = definition.consumers ?? [];
+  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])]);
+
+  const relay = new OutboxRelay({
+    db: database.db as unknown as Kysely<PlatformTables>,
+    isPostgres: database.kind === "postgres",
+    connection: nats.connection,
+    source: `meshwork/${name}`,
+    log: log.child({ component: "outbox" }),
+    crashBeforePublish: config.MESHWORK_FAULT_CRASH_BEFORE_PUBLISH === "1",
+  });
+  const runners = new Map(consumerSpecs.map((spec) => [spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log)]));
+  const context: ServiceContext<Tables, Config> = {
+    name,
+    config,
+    log,
+    database,
+    nats,
+    async unitOfWork(work) {
+      const result = await database.db.transaction().execute(work);
+      relay.nudge();
+      return result;
+    },
+    consumer(consumerName) {
+      const runner = runners.get(consumerName);
+      if (!runner) throw new Error(`no consumer named ${consumerName}`);
+      return runner;
+    },
+  };
+
+  await definition.beforeStart?.(context);
+  relay.start();
+
+  let shuttingDown = false;
+  const isReady = () => !shuttingDown && nats.isConnected() && [...runners.values()].every((runner) => runner.isAttached());
+  const keys = definition.tokenKeys?.(context) ?? remoteKeys(config.IDENTITY_JWKS_URL);
+  const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
+  const rpc = await startRpcServer({
+    host: config.RPC_HOST,
+    port: config.RPC_PORT,
+    readMaxBytes: config.RPC_READ_MAX_BYTES,
+    interceptors: [serverTelemetryInterceptor(), errorInterceptor(log), authInterceptor(definition.access, verify, log)],
+    routes: (router) => {
+      registerHealth(router, definition.services.map((service) => service.typeName), isReady);
+      definition.routes(router, context);
+    },
+  });
+  const admin = await startAdminServer({
+    host: config.RPC_HOST,
+    port: config.ADMIN_PORT,
+    isShuttingDown: () => shuttingDown,
+    routes: definition.adminRoutes?.(context),
+    checks: [
+      { name: "database", check: () => database.ping().then(() => true) },
+      { name: "nats", check: () => nats.isConnected() },
+      { name: "consumers", check: () => [...runners.values()].every((runner) => runner.isAttached()) },
+    ],
+  });
+  // Consumers attach in the background: a service whose upstream stream does not exist yet still
+  // serves, and reports not-ready until it can consume.
+  for (const runner of runners.values()) {
+    runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
+  }
+  log.info({ rpcPort: rpc.port, adminPort: admin.port, startupMs: Math.round(performance.now() - started) }, `${name} started`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      shuttingDown = true;
+      log.info("shutting down: no new calls, finishing in-flight ones");
+      await rpc.close(config.SHUTDOWN_GRACE_MS);
+      await Promise.all([...runners.values()].map((runner) => runner.stop()));
+      await relay.stop();
+      await nats.drain().catch(() => undefined);
+      await admin.close();
+      await database.close();
+      await shutdownTelemetry();
+      log.info("stopped");
+      log.flush?.();
+    })());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      stop().then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error({ err: error.message }, "unclean shutdown");
+          process.exit(1);
+        },
+      );
+    });
+  }
+  return { context, rpcPort: rpc.port, adminPort: admin.port, stop };
+}
