@@ -34,7 +34,8 @@ export interface ConsumerSpec<Tables, Desc extends DescMessage> {
   name: string;
   stream: string;
   filterSubjects: string[];
-  schema: Desc;
+  /** Decodes the body into `event.message`; without it the handler reads `event.data` (audit keeps raw bytes). */
+  schema?: Desc;
   /** Tries before the message goes to DEADLETTER. */
   maxDeliver?: number;
   /** Delay before each retry; the last value repeats. */
@@ -55,7 +56,7 @@ type Outcome = "applied" | "duplicate";
  * with the error and delivery count in its headers, and the consumer moves on.
  */
 export class ConsumerRunner<Tables> {
-  private readonly spec: Required<AnyConsumerSpec<Tables>>;
+  private readonly spec: AnyConsumerSpec<Tables> & { maxDeliver: number; backoffMs: number[] };
   private readonly db: Kysely<Tables & PlatformTables>;
   private readonly connection: NatsConnection;
   private readonly log: Logger;
@@ -93,7 +94,7 @@ export class ConsumerRunner<Tables> {
       durable_name: this.spec.name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      filter_subjects: this.spec.filterSubjects,
+      ...(this.spec.filterSubjects.length > 0 ? { filter_subjects: this.spec.filterSubjects } : {}),
       ack_wait: nanos(30_000),
       // Retries are counted here, not by the server, so that every message that runs out of tries
       // reaches DEADLETTER instead of being silently dropped at max_deliver.
@@ -145,7 +146,7 @@ export class ConsumerRunner<Tables> {
   async apply(envelope: EventEnvelope, data: Uint8Array, streamSequence: number): Promise<Outcome> {
     const event: ReceivedEvent<MessageShape<DescMessage>> = {
       ...envelope,
-      message: fromBinary(this.spec.schema, data),
+      message: (this.spec.schema ? fromBinary(this.spec.schema, data) : undefined) as MessageShape<DescMessage>,
       data,
       traceId: traceIdOf(envelope.traceparent),
       streamSequence,
@@ -159,6 +160,42 @@ export class ConsumerRunner<Tables> {
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
       await this.spec.handle(event, trx as unknown as Transaction<Tables & PlatformTables>);
       return "applied";
+    });
+  }
+
+  /**
+   * Drops the projection (via `reset`, in the same transaction as forgetting the handled event
+   * ids) and replays the stream into it from the first message, with live delivery paused. The
+   * same handler applies each event, so the result is what live consumption would have built.
+   */
+  async rebuild(reset: (trx: Transaction<Tables & PlatformTables>) => Promise<void>): Promise<number> {
+    return this.exclusive(async () => {
+      await this.db.transaction().execute(async (trx) => {
+        await reset(trx as unknown as Transaction<Tables & PlatformTables>);
+        await (trx as unknown as Transaction<PlatformTables>).deleteFrom("processed_events").where("consumer", "=", this.spec.name).execute();
+      });
+      const jsm = await jetstreamManager(this.connection);
+      const { state } = await jsm.streams.info(this.spec.stream);
+      if (state.messages === 0) return 0;
+      const replay = await jetstream(this.connection).consumers.get(this.spec.stream, this.spec.filterSubjects.length > 0 ? { filter_subjects: this.spec.filterSubjects } : {});
+      let applied = 0;
+      let done = false;
+      while (!done) {
+        const batch = await replay.fetch({ max_messages: 500, expires: 2_000 });
+        let received = 0;
+        for await (const msg of batch) {
+          received++;
+          try {
+            if ((await this.apply(fromHeaders(msg.headers, msg.subject), msg.data, msg.seq)) === "applied") applied++;
+          } catch (error) {
+            this.log.warn({ err: (error as Error).message, seq: msg.seq }, "rebuild skipped an event its handler refused");
+          }
+          if (msg.seq >= state.last_seq || msg.info.pending === 0) done = true;
+        }
+        if (received === 0) done = true;
+      }
+      this.log.info({ applied }, "projection rebuilt from the stream");
+      return applied;
     });
   }
 

@@ -1,0 +1,18 @@
+import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { z } from "zod";
+
+const auditConfigSchema = baseConfigSchema.extend({
+  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50053),
+  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9053),
+  /** The event streams audit keeps, comma-separated. Each gets its own durable consumer. */
+  AUDIT_STREAMS: z
+    .string()
+    .default("IDENTITY")
+    .transform((value) => value.split(",").map((name) => name.trim()).filter(Boolean)),
+});
+
+export type AuditConfig = z.infer<typeof auditConfigSchema>;
+
+export function auditConfig(env: NodeJS.ProcessEnv = process.env): AuditConfig {
+  return loadConfig(auditConfigSchema, env);
+}

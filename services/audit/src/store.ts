@@ -1,0 +1,57 @@
+import type { PlatformTables } from "@meshwork/platform";
+import type { Kysely, Transaction } from "kysely";
+import * as auditEvents from "./migrations/0001_audit_events.ts";
+
+export const migrations = { "0001_audit_events": auditEvents };
+
+export interface AuditTables {
+  audit_events: {
+    id: string;
+    type: string;
+    subject: string;
+    source: string;
+    time: number;
+    trace_id: string;
+    user_id: string;
+    stream: string;
+    stream_sequence: number;
+    /** base64 of the bytes as received: text, so the column is the same in SQLite and PostgreSQL. */
+    payload: string;
+    received_at: number;
+  };
+}
+
+export type AuditDatabase = AuditTables & PlatformTables;
+type Db = Kysely<AuditDatabase> | Transaction<AuditDatabase>;
+export type StoredEvent = AuditTables["audit_events"];
+
+export interface EventFilter {
+  type?: string;
+  subjectPrefix?: string;
+  userId?: string;
+  since?: number;
+  until?: number;
+  afterId?: string;
+  limit: number;
+}
+
+/** The only module that speaks SQL for audit. */
+export async function storeEvent(db: Db, event: StoredEvent): Promise<void> {
+  await db.insertInto("audit_events").values(event).onConflict((conflict) => conflict.column("id").doNothing()).execute();
+}
+
+export async function getEvent(db: Db, id: string): Promise<StoredEvent | undefined> {
+  return db.selectFrom("audit_events").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+/** Ordered by id: ids are UUIDv7, so this is publication order, and paging by id is stable. */
+export async function listEvents(db: Db, filter: EventFilter): Promise<StoredEvent[]> {
+  let query = db.selectFrom("audit_events").selectAll().orderBy("id").limit(filter.limit);
+  if (filter.type) query = query.where("type", "=", filter.type);
+  if (filter.subjectPrefix) query = query.where("subject", "like", `${filter.subjectPrefix.replace(/[%_]/g, "")}%`);
+  if (filter.userId) query = query.where("user_id", "=", filter.userId);
+  if (filter.since !== undefined) query = query.where("time", ">=", filter.since);
+  if (filter.until !== undefined) query = query.where("time", "<", filter.until);
+  if (filter.afterId) query = query.where("id", ">", filter.afterId);
+  return query.execute();
+}

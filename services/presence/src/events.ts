@@ -1,0 +1,46 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { defineConsumer, type ReceivedEvent } from "@meshwork/platform";
+import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import type { Transaction } from "kysely";
+import { isLive } from "./domain/online.ts";
+import { addSession, removeSession, type PresenceDatabase, type PresenceTables } from "./store.ts";
+
+/** presence publishes nothing; it keeps a projection of identity's sign-ins and sign-outs. */
+export const PROJECTION_CONSUMER = "presence-projection";
+
+export function presenceConsumers(options: { poisonUserId?: string }) {
+  return [
+    defineConsumer<PresenceTables, typeof UserEventSchema>({
+      name: PROJECTION_CONSUMER,
+      stream: "IDENTITY",
+      filterSubjects: ["identity.v1.user.signed_in", "identity.v1.user.signed_out"],
+      schema: UserEventSchema,
+      maxDeliver: 4,
+      backoffMs: [100, 500, 2_000],
+      handle: (event, trx) => applyToProjection(event, trx, options.poisonUserId),
+    }),
+  ];
+}
+
+async function applyToProjection(event: ReceivedEvent<UserEvent>, trx: Transaction<PresenceDatabase>, poisonUserId?: string): Promise<void> {
+  const { event: variant } = event.message;
+  if (poisonUserId && "value" in variant && variant.value?.userId === poisonUserId) {
+    throw new Error(`fault hook: refusing events of user ${poisonUserId}`);
+  }
+  if (variant.case === "signedIn") {
+    const signedIn = variant.value;
+    const expiresAt = signedIn.expiresAt ? timestampMs(signedIn.expiresAt) : 0;
+    // A replay of an old sign-in must not resurrect a session whose token has long expired.
+    if (!isLive({ expiresAt }, Date.now())) return;
+    await addSession(trx, {
+      sessionId: signedIn.sessionId,
+      userId: signedIn.userId,
+      email: signedIn.email,
+      displayName: signedIn.displayName,
+      startedAt: signedIn.occurredAt ? timestampMs(signedIn.occurredAt) : event.time.getTime(),
+      expiresAt,
+    });
+  } else if (variant.case === "signedOut") {
+    await removeSession(trx, variant.value.sessionId);
+  }
+}
