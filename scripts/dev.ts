@@ -1,0 +1,83 @@
+/**
+ * `make dev`: nats-server with JetStream, then identity, presence and audit as separate processes,
+ * each ready before the table of endpoints is printed. Ctrl-C stops everything in order.
+ */
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { DEFAULT_PORTS, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
+
+const started = performance.now();
+const dataDir = path.join(ROOT, ".data");
+const natsPort = Number(process.env["NATS_PORT"] ?? 4222);
+const admin = adminCredentials();
+const processes: ManagedProcess[] = [];
+const print = (line: string) => process.stdout.write(line + "\n");
+
+process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown());
+
+try {
+  processes.push(
+    await startNats({
+      port: natsPort,
+      dataDir: path.join(dataDir, "nats"),
+      onLine: (line) => /\[(ERR|WRN)\]/.test(line) && print(`[nats] ${line}`),
+    }),
+  );
+  const jwksUrl = `http://127.0.0.1:${DEFAULT_PORTS.identity.admin}/.well-known/jwks.json`;
+  const start = (name: (typeof SERVICES)[number]) =>
+    startService({
+      name,
+      rpcPort: DEFAULT_PORTS[name].rpc,
+      adminPort: DEFAULT_PORTS[name].admin,
+      natsPort,
+      dataDir,
+      jwksUrl,
+      onLine: print,
+      env: { MESHWORK_ADMIN_EMAIL: admin.email, MESHWORK_ADMIN_PASSWORD: admin.password, RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1" },
+    });
+  // identity first: it owns the IDENTITY stream and the JWKS the others verify tokens with.
+  processes.push(await start("identity"));
+  processes.push(...(await Promise.all([start("presence"), start("audit")])));
+} catch (error) {
+  print(`\nmake dev failed: ${(error as Error).message}`);
+  await shutdown(1);
+}
+
+print(`
+Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
+
+  service    rpc (gRPC, gRPC-Web, Connect)   admin (/healthz /readyz /metrics)
+  identity   http://127.0.0.1:${DEFAULT_PORTS.identity.rpc}          http://127.0.0.1:${DEFAULT_PORTS.identity.admin}   (JWKS: /.well-known/jwks.json)
+  presence   http://127.0.0.1:${DEFAULT_PORTS.presence.rpc}          http://127.0.0.1:${DEFAULT_PORTS.presence.admin}
+  audit      http://127.0.0.1:${DEFAULT_PORTS.audit.rpc}          http://127.0.0.1:${DEFAULT_PORTS.audit.admin}
+  nats       nats://127.0.0.1:${natsPort} (JetStream, data in .data/nats)
+
+  admin      ${admin.email} / ${admin.password}${admin.generated ? "   (generated now, kept in .data/admin-credentials.json)" : ""}
+
+Try the commands in README.md. Ctrl-C stops everything.
+`);
+
+let stopping = false;
+async function shutdown(code = 0): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  print("\nstopping services, then NATS ...");
+  const services = processes.filter((process) => process.name !== "nats");
+  await Promise.all(services.map((service) => service.stop("SIGTERM")));
+  await Promise.all(processes.filter((process) => process.name === "nats").map((nats) => nats.stop("SIGTERM")));
+  print("stopped.");
+  process.exit(code);
+}
+
+function adminCredentials(): { email: string; password: string; generated: boolean } {
+  const email = process.env["MESHWORK_ADMIN_EMAIL"] ?? "admin@meshwork.local";
+  if (process.env["MESHWORK_ADMIN_PASSWORD"]) return { email, password: process.env["MESHWORK_ADMIN_PASSWORD"], generated: false };
+  const file = path.join(dataDir, "admin-credentials.json");
+  if (fs.existsSync(file)) return { ...(JSON.parse(fs.readFileSync(file, "utf8")) as { email: string; password: string }), generated: false };
+  const password = randomBytes(18).toString("base64url");
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(file, JSON.stringify({ email, password }) + "\n", { mode: 0o600 });
+  return { email, password, generated: true };
+}

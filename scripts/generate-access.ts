@@ -1,0 +1,35 @@
+/**
+ * Writes charts/meshwork/files/access.json from each service's access table, so the Istio
+ * AuthorizationPolicies the chart renders are derived from the tables the services enforce.
+ * `make check-generated` fails when the file is stale.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { PUBLIC, type AccessTable } from "@meshwork/platform";
+import { access as audit } from "../services/audit/src/access.ts";
+import { access as identity } from "../services/identity/src/access.ts";
+import { access as presence } from "../services/presence/src/access.ts";
+import { ROOT } from "./lib/system.ts";
+
+export const accessTables: Record<string, AccessTable> = { identity, presence, audit };
+
+export function renderAccessJson(tables: Record<string, AccessTable>): string {
+  const services = Object.fromEntries(
+    Object.entries(tables).map(([name, table]) => [
+      name,
+      {
+        methods: Object.fromEntries(
+          Object.entries(table.methods).map(([method, rule]) => [method, rule === PUBLIC ? { public: true, roles: [] } : { public: false, roles: [...rule] }]),
+        ),
+        callers: table.callers,
+      },
+    ]),
+  );
+  return JSON.stringify({ services }, null, 2) + "\n";
+}
+
+if (import.meta.main) {
+  const file = path.join(ROOT, "charts/meshwork/files/access.json");
+  fs.writeFileSync(file, renderAccessJson(accessTables));
+  console.log(`wrote ${path.relative(ROOT, file)}`);
+}
