@@ -15,6 +15,8 @@ export const baseConfigSchema = z.object({
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
   IDENTITY_JWKS_URL: z.string().url().default("http://127.0.0.1:9051/.well-known/jwks.json"),
+  /** At most one JWKS fetch per this interval when tokens name an unknown kid. */
+  JWKS_REFETCH_FLOOR_MS: z.coerce.number().int().min(0).default(5_000),
   TOKEN_ISSUER: z.string().default("meshwork-identity"),
   TOKEN_AUDIENCE: z.string().default("meshwork"),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),

@@ -112,7 +112,7 @@ export async function runService<Tables, Config extends BaseConfig>(
 
   let shuttingDown = false;
   const isReady = () => !shuttingDown && nats.isConnected() && [...runners.values()].every((runner) => runner.isAttached());
-  const keys = definition.tokenKeys?.(context) ?? remoteKeys(config.IDENTITY_JWKS_URL);
+  const keys = definition.tokenKeys?.(context) ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
   const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
   const rpc = await startRpcServer({
     host: config.RPC_HOST,

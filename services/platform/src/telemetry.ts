@@ -5,7 +5,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { BatchSpanProcessor, ConsoleSpanExporter, NoopSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace";
 
 let sdk: NodeSDK | undefined;
 let prometheus: PrometheusExporter | undefined;
@@ -68,6 +68,9 @@ function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
     );
   }
   if (env["MESHWORK_TRACES"] === "console") processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
+  // Without an exporter the SDK would register no tracer provider at all, and trace context would
+  // stop propagating: events and logs must carry trace ids even when nobody collects spans.
+  if (processors.length === 0) processors.push(new NoopSpanProcessor());
   return processors;
 }
 

@@ -56,9 +56,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
  * identity's JWKS over HTTP, cached; an unknown `kid` triggers a refetch, but at most once per
  * cooldown, so a flood of forged kids cannot turn into a flood of fetches.
  */
-export function remoteKeys(url: string): JWTVerifyGetKey {
+export function remoteKeys(url: string, refetchFloorMs = 5_000): JWTVerifyGetKey {
   return createRemoteJWKSet(new URL(url), {
-    cooldownDuration: 30_000,
+    cooldownDuration: refetchFloorMs,
     cacheMaxAge: 10 * 60_000,
     timeoutDuration: 5_000,
   });

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
@@ -61,7 +62,14 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
-    routeByPreface(socket, (isHttp2) => (isHttp2 ? h2 : h1).emit("connection", socket));
+    routeByPreface(socket, (isHttp2, peeked) => {
+      if (isHttp2) h2.emit("connection", replayingStream(socket, peeked));
+      else {
+        socket.unshift(peeked);
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    });
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
@@ -87,7 +95,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   };
 }
 
-function routeByPreface(socket: net.Socket, route: (isHttp2: boolean) => void): void {
+function routeByPreface(socket: net.Socket, route: (isHttp2: boolean, peeked: Buffer) => void): void {
   let seen = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
@@ -96,11 +104,40 @@ function routeByPreface(socket: net.Socket, route: (isHttp2: boolean) => void): 
     if (isHttp2Prefix && seen.length < HTTP2_PREFACE.length) return;
     socket.off("data", onData);
     socket.pause();
-    socket.unshift(seen);
-    route(isHttp2Prefix);
-    socket.resume();
+    route(isHttp2Prefix, seen);
   };
   socket.on("data", onData);
+}
+
+/**
+ * Node's http2 server reads from a net.Socket's native handle, which would skip the bytes we
+ * already peeked at; a Duplex that yields them first and then relays the socket keeps them.
+ */
+function replayingStream(socket: net.Socket, peeked: Buffer): Duplex {
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      socket.write(chunk, callback);
+    },
+    final(callback) {
+      socket.end(callback);
+    },
+    destroy(error, callback) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  Object.defineProperty(stream, "remoteAddress", { value: socket.remoteAddress });
+  stream.push(peeked);
+  socket.on("data", (chunk: Buffer) => {
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => stream.push(null));
+  socket.on("close", () => stream.destroy());
+  socket.on("error", (error) => stream.destroy(error));
+  return stream;
 }
 
 function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
@@ -109,5 +146,7 @@ function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, tru
     const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
     if (first) return first;
   }
-  return req.socket?.remoteAddress ?? "unknown";
+  // For HTTP/2 the socket is the replaying stream, which carries the peer's address itself.
+  const socket = req.socket as (net.Socket & { stream?: { remoteAddress?: string } }) | undefined;
+  return socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
 }

