@@ -29,7 +29,7 @@ cp "$NODE" "$rootfs/usr/local/bin/node"
 # same paths as on this Debian bookworm host (the glibc node:24-bookworm-slim has too).
 binaries=("$NODE")
 [[ -n "$ADDONS_DIR" && -d "$ADDONS_DIR" ]] && mapfile -t -O 1 binaries < <(find -L "$ADDONS_DIR" -name '*.node' -type f 2>/dev/null)
-for lib in $(ldd "${binaries[@]}" 2>/dev/null | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}' | sort -u); do
+for lib in $(ldd "${binaries[@]}" 2>/dev/null | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}' | sort -u); do
   mkdir -p "$rootfs$(dirname "$lib")"
   cp -L "$lib" "$rootfs$lib"
 done

@@ -69,7 +69,7 @@ for svc in "${services[@]}"; do
   image="meshwork/$svc:$TAG"
   start=$(date +%s)
   log "building $image"
-  buildah bud --quiet --layers --isolation "$BUILDAH_ISOLATION" --pull-never \
+  buildah bud --quiet --layers=false --isolation "$BUILDAH_ISOLATION" --pull-never \
     --build-arg "SERVICE=$svc" --build-arg "BASE_IMAGE=$base" \
     -f services/Dockerfile -t "$image" . >/dev/null
   log "built $image in $(( $(date +%s) - start ))s"
@@ -83,7 +83,11 @@ for svc in "${services[@]}"; do
   trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
   mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
   user=$(buildah inspect --format '{{.OCIv1.Config.User}}' "$image")
-  log "$image: node --version -> $(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" "$ctr" -- node --version)"
+  version=$(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" "$ctr" -- node --version)
+  log "$image: node --version -> $version"
+  buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" --workingdir /app "$ctr" -- node --input-type=module \
+    --eval "import D from 'better-sqlite3'; new D(':memory:').exec('select 1'); await import('@node-rs/argon2')"
+  log "$image: native addons (better-sqlite3, @node-rs/argon2) load"
   log "$image: ${entrypoint[*]:0:3} ... --check-config"
   buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" \
     --env DATA_DIR=/tmp/data --workingdir /app "$ctr" -- "${entrypoint[@]}" --check-config
@@ -91,4 +95,5 @@ for svc in "${services[@]}"; do
   buildah rm "$ctr" >/dev/null
   trap - EXIT
 done
+buildah rmi --prune >/dev/null 2>&1 || true  # the unnamed stage-1 images
 log "images: ${services[*]/#/meshwork/} (tag $TAG)"
