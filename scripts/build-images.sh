@@ -3,6 +3,7 @@
 # daemon, no cgroups needed), then starts each image's own entrypoint once with --check-config.
 #
 #   scripts/build-images.sh [service...]     default: every services/*/src/main.ts
+#   scripts/build-images.sh --stage-deps     only stage production node_modules (tilt uses it)
 #
 # Environment:
 #   TAG=dev                       image tag (images are meshwork/<service>:<tag>)
@@ -42,6 +43,12 @@ stage_prod_deps() {
   for pkg in proto/package.json services/*/package.json; do
     mkdir -p "$DEPS/$(dirname "$pkg")"; cp "$pkg" "$DEPS/$pkg"
   done
+  if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
+    # Native addons must match the image (linux, glibc): build them in the official image.
+    docker run --rm -v "$DEPS:/w" -w /w docker.io/library/node:24.21.0-bookworm \
+      npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2
+    touch "$stamp"; return 0
+  fi
   ( cd "$DEPS"
     npm_config_nodedir="$NODE_DIR" npm ci --omit=dev --no-audit --no-fund --loglevel=error >&2
     # Prove the native addons load in this Node before they go into an image.
@@ -54,6 +61,8 @@ base_image() {
   if [[ -n "${BASE_IMAGE:-}" ]]; then echo "$BASE_IMAGE"; return; fi
   "$ROOT/scripts/base-rootfs.sh" "$DEPS/node_modules"
 }
+
+if [[ "${1:-}" == "--stage-deps" ]]; then stage_prod_deps; exit 0; fi
 
 services=("$@")
 if [[ ${#services[@]} -eq 0 ]]; then

@@ -113,7 +113,7 @@ node_modules/.bin/mocha 'test/deploy/**/*.spec.ts'
 step "Tiltfile"
 if $have_tilt; then
   TILT_DISABLE_ANALYTICS=1 tilt alpha tiltfile-result -f Tiltfile >"$work/tiltfile.json" || fail "tilt could not evaluate the Tiltfile"
-  echo "Tiltfile evaluates ($(grep -o '"Name"' "$work/tiltfile.json" | wc -l) named entries)"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d.get("Error"), d["Error"]; print("Tiltfile evaluates:", ", ".join(m["Name"] for m in d["Manifests"]))' "$work/tiltfile.json"
 else
   fail "tilt is not installed (scripts/install-tools.sh tilt failed)"
 fi
