@@ -107,7 +107,7 @@ for name in "${examples[@]}"; do
   echo "$name: $(grep -c '^\[OK\]' <<<"$out") ok, skipped: ${ignore[*]:-none}"
 done
 
-step "access table <-> mesh policy (test/deploy)"
+step "test/deploy: access table <-> mesh policy, rendered config accepted by the services"
 node_modules/.bin/mocha 'test/deploy/**/*.spec.ts'
 
 step "Tiltfile"

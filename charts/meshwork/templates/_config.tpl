@@ -9,12 +9,16 @@ LOG_LEVEL: {{ $v.logLevel | quote }}
 MESHWORK_LOG_FORMAT: json
 MESHWORK_ENVIRONMENT: {{ $v.environment | quote }}
 IDENTITY_JWKS_URL: {{ printf "http://identity.%s.svc.cluster.local:%v/.well-known/jwks.json" .root.Release.Namespace $v.services.identity.adminPort | quote }}
+TOKEN_ISSUER: {{ $v.mesh.jwt.issuer | quote }}
+TOKEN_AUDIENCE: {{ first $v.mesh.jwt.audiences | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
 {{- if eq .name "identity" }}
 ACCESS_TOKEN_TTL_SECONDS: {{ $v.identity.accessTokenTtlSeconds | quote }}
 MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
+# Keys come from the mounted Secret; a pod must never invent its own (replicas would disagree).
+SIGNING_KEYS_AUTOCREATE: "false"
 SIGNING_KEYS_FILE: {{ printf "/var/run/secrets/meshwork/signing-keys/%s" $v.identity.signingKeys.fileName | quote }}
 {{- end }}
 {{- range $key, $value := .svc.env }}
