@@ -1,0 +1,213 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ensureStreams, toHeaders, uuidv7, type StreamSpec } from "@meshwork/platform";
+import { UserEvent_SignedInSchema, UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { IDENTITY_STREAM, subjects } from "../services/identity/src/events.ts";
+import { PROJECTION_CONSUMER } from "../services/presence/src/events.ts";
+import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
+import { profileEnv, type Benchmark } from "./lib/context.ts";
+import { metric } from "./lib/report.ts";
+import { percentiles } from "./lib/stats.ts";
+import { BenchSystem } from "./lib/system.ts";
+
+/** The baseline's stream: IDENTITY's settings under another name, so both live on one server. */
+const RAW_STREAM: StreamSpec = { ...IDENTITY_STREAM, name: "BENCHRAW", subjects: ["benchraw.>"] };
+const RAW_SUBJECT = "benchraw.v1.user.signed_in";
+const RAW_CONSUMER = "bench-raw";
+const RATE = 1_000;
+/** In-flight publishes in the throughput phase (a fast producer, like a relay draining a backlog). */
+const WINDOW = 256;
+
+interface Target {
+  label: string;
+  stream: string;
+  subject: string;
+  consumer: string;
+}
+
+/**
+ * 2. The event pipeline: synthetic identity.v1.user.signed_in events, with the CloudEvents headers
+ * identity's outbox relay sends, published to IDENTITY and timed until presence acknowledges
+ * them; presence acks only after its projection and the processed-event row have committed, so
+ * the ack is the commit. Acks are observed by subscribing to JetStream's ack subjects
+ * ($JS.ACK.<stream>.<consumer>.…), which carry the stream sequence. The baseline publishes the
+ * same bytes and headers to a stream with the same settings and a consumer process that only acks.
+ */
+export const pipeline: Benchmark = {
+  name: "pipeline",
+  title: "Event pipeline (publish to committed presence projection) vs raw JetStream",
+  async run(context) {
+    const system = await new BenchSystem({ services: [], env: { presence: profileEnv(context, "pipeline-presence") } }).start();
+    let raw: ManagedProcess | undefined;
+    try {
+      const connection = await system.natsConnection();
+      await ensureStreams(connection, [IDENTITY_STREAM, RAW_STREAM]);
+      await system.startService("presence");
+      raw = spawnManaged("raw-consumer", process.execPath, ["bench/workers/raw-consumer.ts", String(system.natsPort), RAW_STREAM.name, RAW_CONSUMER, RAW_SUBJECT], {});
+      await waitFor(() => raw!.output().includes("ready"), "raw consumer", 10_000);
+      const acks = new AckWatcher(connection);
+      const js = jetstream(connection, { timeout: 10_000 });
+      const jsm = await jetstreamManager(connection);
+      const targets: Target[] = [
+        { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER },
+        { label: "presence", stream: IDENTITY_STREAM.name, subject: subjects.signedIn, consumer: PROJECTION_CONSUMER },
+      ];
+      const lastSeq = async (stream: string) => (await jsm.streams.info(stream)).state.last_seq;
+      const count = Math.round(3_000 * context.timeScale);
+      const latencyEvents = Math.round(3 * RATE * context.timeScale);
+      const results = new Map(targets.map((t) => [t.label, { eps: [] as number[], p50: [] as number[], p99: [] as number[], max: [] as number[] }]));
+
+      // Warm-up: JIT, prepared statements, consumer pull loops.
+      for (const target of targets) await burst(js, acks, target, await lastSeq(target.stream), 500, WINDOW);
+
+      for (let run = 1; run <= context.runs; run++) {
+        for (const target of targets) {
+          const entry = results.get(target.label)!;
+          const throughput = await burst(js, acks, target, await lastSeq(target.stream), count, WINDOW);
+          entry.eps.push(count / (throughput.elapsedMs / 1000));
+          await sleep(200);
+          const paced = await burst(js, acks, target, await lastSeq(target.stream), latencyEvents, Infinity, RATE);
+          const stats = percentiles(paced.latenciesMs);
+          entry.p50.push(stats.p50);
+          entry.p99.push(stats.p99);
+          entry.max.push(Math.max(...paced.latenciesMs));
+          context.log(
+            `  run ${run} ${target.label}: ${entry.eps.at(-1)!.toFixed(0)} events/s; at ${RATE}/s p50 ${stats.p50.toFixed(2)} ms, p99 ${stats.p99.toFixed(2)} ms`,
+          );
+          await sleep(200);
+        }
+      }
+      acks.close();
+      const r = results.get("raw")!;
+      const p = results.get("presence")!;
+      return {
+        settings: { throughputEvents: count, window: WINDOW, latencyRate: RATE, latencyEvents, stream: "file storage, 2 min duplicate window" },
+        metrics: [
+          metric("events/s publish to committed projection", "events/s", "higher", p.eps, { name: "raw JetStream events/s", values: r.eps }, (_v, ratio) => ({
+            text: ">= 0.8x raw JetStream",
+            met: (ratio ?? 0) >= 0.8,
+          })),
+          metric(`latency p50 at ${RATE} events/s`, "ms", "lower", p.p50, { name: "raw p50", values: r.p50 }),
+          metric(`latency p99 at ${RATE} events/s`, "ms", "lower", p.p99, { name: "raw p99", values: r.p99 }, (value) => ({
+            text: "< 10 ms",
+            met: value.median < 10,
+          })),
+          metric(`latency max at ${RATE} events/s`, "ms", "lower", p.max, { name: "raw max", values: r.max }),
+        ],
+        notes: [
+          `Throughput: ${count} events published with up to ${WINDOW} awaiting their PubAck, timed from the first publish to the last consumer ack. Latency: ${latencyEvents} events paced at ${RATE}/s, each timed from its publish call to its ack.`,
+          "Only nats-server and presence run (the bench creates the IDENTITY stream itself); audit, which also consumes IDENTITY, is not started so the figure is presence's hop alone.",
+        ],
+      };
+    } finally {
+      await raw?.stop("SIGTERM");
+      await system.stop();
+    }
+  },
+};
+
+/** Sees every JetStream ack on the server and records when each (stream, consumer, sequence) was acked. */
+class AckWatcher {
+  private readonly subscription;
+  private waiting: { stream: string; consumer: string; first: number; ackedAt: Float64Array; remaining: number; done: () => void } | undefined;
+
+  constructor(connection: NatsConnection) {
+    this.subscription = connection.subscribe("$JS.ACK.>", {
+      callback: (_error, msg) => {
+        const now = performance.now();
+        const watch = this.waiting;
+        if (!watch) return;
+        // v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.…; v2 adds domain and account hash first.
+        const tokens = msg.subject.split(".");
+        const at = tokens.indexOf(watch.stream, 2);
+        if (at < 0 || tokens[at + 1] !== watch.consumer) return;
+        const index = Number(tokens[at + 3]) - watch.first;
+        if (index < 0 || index >= watch.ackedAt.length || !Number.isNaN(watch.ackedAt[index]!)) return;
+        watch.ackedAt[index] = now;
+        if (--watch.remaining === 0) watch.done();
+      },
+    });
+  }
+
+  expect(stream: string, consumer: string, first: number, count: number): { ackedAt: Float64Array; all: Promise<void> } {
+    const ackedAt = new Float64Array(count).fill(NaN);
+    let done!: () => void;
+    const all = new Promise<void>((resolve) => (done = resolve));
+    this.waiting = { stream, consumer, first, ackedAt, remaining: count, done };
+    return { ackedAt, all };
+  }
+
+  close(): void {
+    this.subscription.unsubscribe();
+  }
+}
+
+/**
+ * Publishes `count` sign-in events (in order, so event i gets stream sequence lastSeq + 1 + i),
+ * either as fast as `window` allows or paced at `rate` per second, and waits for all acks.
+ */
+async function burst(js: JetStreamClient, acks: AckWatcher, target: Target, lastSeq: number, count: number, window: number, rate?: number) {
+  const { ackedAt, all } = acks.expect(target.stream, target.consumer, lastSeq + 1, count);
+  const publishedAt = new Float64Array(count);
+  const inFlight = new Set<Promise<unknown>>();
+  const errors: Error[] = [];
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    if (rate !== undefined) {
+      const due = started + (i * 1000) / rate;
+      while (performance.now() < due - 0.5) await sleep(Math.max(0, Math.min(1, due - performance.now())));
+    }
+    while (inFlight.size >= window) await Promise.race(inFlight);
+    const { data, headers, id } = signedInEvent();
+    publishedAt[i] = performance.now();
+    const publish = js.publish(target.subject, data, { headers, msgID: id }).then(
+      (ack) => {
+        if (ack.seq !== lastSeq + 1 + i) errors.push(new Error(`event ${i} got sequence ${ack.seq}, expected ${lastSeq + 1 + i}`));
+      },
+      (error: Error) => errors.push(error),
+    );
+    inFlight.add(publish);
+    void publish.finally(() => inFlight.delete(publish));
+  }
+  await Promise.all(inFlight);
+  if (errors.length > 0) throw errors[0];
+  const timeout = sleep(60_000).then(() => {
+    throw new Error(`${target.label}: not every event was acked within 60 s`);
+  });
+  await Promise.race([all, timeout]);
+  const last = Math.max(...ackedAt);
+  const latenciesMs = Array.from(ackedAt, (acked, i) => acked - publishedAt[i]!);
+  return { elapsedMs: last - started, latenciesMs };
+}
+
+function signedInEvent() {
+  const now = Date.now();
+  const userId = uuidv7(now);
+  const message = create(UserEventSchema, {
+    event: {
+      case: "signedIn",
+      value: create(UserEvent_SignedInSchema, {
+        userId,
+        email: `${userId}@meshwork.bench`,
+        displayName: "bench user",
+        sessionId: uuidv7(now),
+        occurredAt: timestampFromMs(now),
+        expiresAt: timestampFromMs(now + 3_600_000),
+      }),
+    },
+  });
+  const id = uuidv7(now);
+  const headers = toHeaders({
+    id,
+    type: UserEventSchema.typeName,
+    source: "meshwork/identity",
+    subject: subjects.signedIn,
+    time: new Date(now),
+    traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
+  });
+  return { data: toBinary(UserEventSchema, message), headers, id };
+}
