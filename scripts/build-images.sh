@@ -29,9 +29,10 @@ ensure_buildah() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq buildah >&2
 }
 
-# Production node_modules for Node 24, built on this machine: npm ci --omit=dev from the lock
-# file, compiling better-sqlite3 with Node 24's headers (npm_config_nodedir) because its prebuilt
-# binaries are downloaded from GitHub. Cached until package-lock.json changes.
+# Production node_modules for Node 24, installed on this machine: npm ci --omit=dev from the lock
+# file. better-sqlite3 13 and @node-rs/argon2 carry linux-x64 binaries in their npm packages; should
+# a from-source build ever be needed (no GitHub downloads here), npm_config_nodedir points node-gyp
+# at the pinned Node 24's headers. Cached until a package manifest or the lock file changes.
 stage_prod_deps() {
   local stamp lock
   lock=$(cat package-lock.json package.json proto/package.json services/*/package.json | sha256sum | cut -c1-16)
