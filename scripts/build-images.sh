@@ -105,5 +105,39 @@ for svc in "${services[@]}"; do
   buildah rm "$ctr" >/dev/null
   trap - EXIT
 done
+# With a NATS server at hand (scripts/install-tools.sh nats), run each image for real: it must
+# become ready (/readyz) and, on SIGTERM sent to node itself, drain and exit 0.
+nats_bin="$ROOT/.tools/bin/nats-server"
+if [[ -x "$nats_bin" ]]; then
+  nats_dir=$(mktemp -d)
+  "$nats_bin" -js -a 127.0.0.1 -p 14222 -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+  nats_pid=$!
+  trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
+  n=0
+  for svc in "${services[@]}"; do
+    image="meshwork/$svc:$TAG"; admin=$((19051 + n)); rpc=$((15051 + n)); n=$((n + 1))
+    ctr=$(buildah from --pull-never "$image")
+    mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
+    buildah run --isolation "$BUILDAH_ISOLATION" --user 10001:10001 --workingdir /app \
+      --env NATS_URL=nats://127.0.0.1:14222 --env RPC_PORT=$rpc --env ADMIN_PORT=$admin \
+      --env DATA_DIR=/tmp/data --env SHUTDOWN_GRACE_MS=3000 \
+      "$ctr" -- "${entrypoint[@]}" >"$nats_dir/$svc.log" 2>&1 &
+    run_pid=$!
+    ready=false
+    for _ in $(seq 1 60); do
+      curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && { ready=true; break; }
+      sleep 0.5
+    done
+    $ready || { cat "$nats_dir/$svc.log" >&2; kill $run_pid; buildah rm "$ctr" >/dev/null; log "$image never became ready"; exit 1; }
+    # buildah run -> buildah-chroot-exec -> node: signal node, as the kubelet's runtime would.
+    node_pid=$(pgrep -P "$(pgrep -P $run_pid)")
+    kill -TERM "$node_pid"
+    status=0; wait $run_pid || status=$?
+    buildah rm "$ctr" >/dev/null
+    [[ $status -eq 0 ]] || { cat "$nats_dir/$svc.log" >&2; log "$image exited $status after SIGTERM"; exit 1; }
+    log "$image: ready on /readyz, SIGTERM -> drained and exited 0"
+  done
+fi
+
 buildah rmi --prune >/dev/null 2>&1 || true  # the unnamed stage-1 images
 log "images: ${services[*]/#/meshwork/} (tag $TAG)"

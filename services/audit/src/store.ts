@@ -1,5 +1,5 @@
 import type { PlatformTables } from "@meshwork/platform";
-import type { Kysely, Transaction } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import * as auditEvents from "./migrations/0001_audit_events.ts";
 
 export const migrations = { "0001_audit_events": auditEvents };
@@ -48,7 +48,8 @@ export async function getEvent(db: Db, id: string): Promise<StoredEvent | undefi
 export async function listEvents(db: Db, filter: EventFilter): Promise<StoredEvent[]> {
   let query = db.selectFrom("audit_events").selectAll().orderBy("id").limit(filter.limit);
   if (filter.type) query = query.where("type", "=", filter.type);
-  if (filter.subjectPrefix) query = query.where("subject", "like", `${filter.subjectPrefix.replace(/[%_]/g, "")}%`);
+  // substr rather than LIKE: subjects are full of "_", which LIKE would read as a wildcard.
+  if (filter.subjectPrefix) query = query.where(sql<string>`substr(subject, 1, ${filter.subjectPrefix.length})`, "=", filter.subjectPrefix);
   if (filter.userId) query = query.where("user_id", "=", filter.userId);
   if (filter.since !== undefined) query = query.where("time", ">=", filter.since);
   if (filter.until !== undefined) query = query.where("time", "<", filter.until);

@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import { localKeys, runService, serviceMeter } from "@meshwork/platform";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { access } from "./access.ts";
@@ -27,7 +28,10 @@ await runService<IdentityTables, typeof config>({
   tokenKeys: () => localKeys(() => keys!.jwks()),
   beforeStart: async (context) => {
     accounts = new Accounts(context, keys!, serviceMeter);
-    await accounts.ensureAdmin(config.MESHWORK_ADMIN_EMAIL, config.MESHWORK_ADMIN_PASSWORD);
+    // In a span of its own, so the admin's SignedUp event carries a trace id like every other event.
+    await trace.getTracer("identity").startActiveSpan("bootstrap admin", async (span) => {
+      await accounts!.ensureAdmin(config.MESHWORK_ADMIN_EMAIL, config.MESHWORK_ADMIN_PASSWORD).finally(() => span.end());
+    });
   },
   routes: (router) => identityRoutes(accounts!, keys!)(router),
   adminRoutes: () => ({

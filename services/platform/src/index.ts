@@ -22,3 +22,4 @@ export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Pri
 export { clientAddressKey } from "./rpc/client-address.ts";
 export { runService, type ServiceContext, type ServiceDefinition, type RunningService } from "./service.ts";
 export { serviceMeter } from "./metrics.ts";
+export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";

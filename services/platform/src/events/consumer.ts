@@ -95,7 +95,8 @@ export class ConsumerRunner<Tables> {
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ...(this.spec.filterSubjects.length > 0 ? { filter_subjects: this.spec.filterSubjects } : {}),
-      ack_wait: nanos(30_000),
+      // After a crash, what the dead process had pulled comes back after this long.
+      ack_wait: nanos(10_000),
       // Retries are counted here, not by the server, so that every message that runs out of tries
       // reaches DEADLETTER instead of being silently dropped at max_deliver.
       max_deliver: -1,
