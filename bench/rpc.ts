@@ -1,2 +1,193 @@
-import type { Benchmark } from "./lib/context.ts";
-export const rpc: Benchmark = { name: "rpc", title: "x", async run() { return { settings: {}, metrics: [], notes: [] }; } };
+import http from "node:http";
+import type net from "node:net";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import { freePort, spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
+import { profileEnv, type Benchmark, type BenchContext } from "./lib/context.ts";
+import { closedLoop, grpcFrame, h2load, type LoadResult } from "./lib/load.ts";
+import { metric, type Metric } from "./lib/report.ts";
+import { BENCH_ADMIN, BenchSystem } from "./lib/system.ts";
+
+const PATH = "/meshwork.presence.v1.PresenceService/GetOnlineCount";
+const CLIENTS = 4;
+const STREAMS = 4;
+
+/**
+ * Tracing modes presence is restarted in. "default" is what `make dev` runs: no exporter, so the
+ * platform registers a NoopSpanProcessor, yet spans are still sampled and built. "otlp" exports
+ * every span to a loopback sink in this process. "off" turns the sampler off: spans are not built.
+ */
+const NODELAY: NodeJS.ProcessEnv = { NODE_OPTIONS: "--import ./bench/lib/nodelay-preload.ts" };
+const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boolean; detail: boolean }[] = [
+  { label: "off", title: "tracing off", env: { OTEL_TRACES_SAMPLER: "always_off" }, otlp: false, detail: true },
+  { label: "default", title: "default tracing (spans built, no exporter)", env: {}, otlp: false, detail: false },
+  { label: "otlp", title: "tracing on (OTLP)", env: {}, otlp: true, detail: false },
+  // Experiments: the same modes with TCP_NODELAY on the RPC sockets (bench/lib/nodelay-preload.ts).
+  { label: "off+nodelay", title: "tracing off, TCP_NODELAY experiment", env: { OTEL_TRACES_SAMPLER: "always_off", ...NODELAY }, otlp: false, detail: true },
+  { label: "otlp+nodelay", title: "tracing on (OTLP), TCP_NODELAY experiment", env: NODELAY, otlp: true, detail: false },
+];
+
+type Variant = "bare" | "grpc" | "connect";
+
+/**
+ * 3. RPC overhead: presence's GetOnlineCount (bearer token, auth interceptor, telemetry
+ * interceptor, one SQLite count) over gRPC and over Connect (HTTP/2, binary), driven by h2load
+ * at a fixed concurrency, against a bare grpc-js server answering a message of the same size on
+ * the same path, measured alternately in the same run.
+ */
+export const rpc: Benchmark = {
+  name: "rpc",
+  title: "RPC overhead: GetOnlineCount vs bare grpc-js",
+  async run(context) {
+    const sink = await startSink();
+    const system = await new BenchSystem({ services: ["identity", "presence"] }).start();
+    let bare: ManagedProcess | undefined;
+    try {
+      const token = await system.signIn(BENCH_ADMIN.email, BENCH_ADMIN.password);
+      // The admin's own sign-in reaches presence as an event: wait for it so the answer is non-empty.
+      const count = await waitForCount(system, token);
+      const barePort = await freePort();
+      bare = spawnManaged("bare-grpc", process.execPath, ["bench/workers/bare-grpc.ts", String(barePort), String(count)], {});
+      await waitFor(() => bare!.output().includes("ready"), "bare grpc-js server", 10_000);
+      const bareCount = await createClient(PresenceService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${barePort}` })).getOnlineCount({});
+      if (bareCount.count !== count) throw new Error("the bare server answers a different message");
+
+      const results = new Map<string, { rps: number[]; p50: number[]; p99: number[] }>();
+      const record = (key: string, result: LoadResult) => {
+        const entry = results.get(key) ?? { rps: [], p50: [], p99: [] };
+        entry.rps.push(result.rps);
+        entry.p50.push(result.p50Ms);
+        entry.p99.push(result.p99Ms);
+        results.set(key, entry);
+      };
+      for (const mode of MODES) {
+        const env: NodeJS.ProcessEnv = { ...mode.env, ...profileEnv(context, `rpc-presence-${mode.label}`) };
+        if (mode.otlp) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: "200" });
+        await system.restartService("presence", env);
+        const spansBefore = sink.requests;
+        for (let run = 1; run <= context.runs; run++) {
+          const line: string[] = [];
+          for (const variant of ["bare", "grpc", "connect"] as Variant[]) {
+            const baseUrl = variant === "bare" ? `http://127.0.0.1:${barePort}` : system.baseUrl("presence");
+            const result = await drive(context, variant, baseUrl, token);
+            record(`${mode.label}/${variant}`, result);
+            line.push(`${variant} ${result.rps.toFixed(0)} rps (p50 ${result.p50Ms.toFixed(2)} / p99 ${result.p99Ms.toFixed(2)} ms)`);
+          }
+          context.log(`  ${mode.label} run ${run}: ${line.join(", ")}`);
+        }
+        if (mode.otlp) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          context.log(`  otlp sink received ${sink.requests - spansBefore} export requests, ${(sink.bytes / 1024).toFixed(0)} KiB`);
+          if (sink.requests === spansBefore) throw new Error("tracing was on but no spans reached the sink");
+        }
+      }
+
+      const get = (key: string) => results.get(key)!;
+      const metrics: Metric[] = [];
+      for (const mode of MODES) {
+        const bareRps = { name: "bare grpc-js rps", values: get(`${mode.label}/bare`).rps };
+        for (const variant of ["grpc", "connect"] as const) {
+          const entry = get(`${mode.label}/${variant}`);
+          const name = `${variant === "grpc" ? "gRPC" : "Connect"}, ${mode.title}`;
+          metrics.push(metric(`${name}: rps`, "req/s", "higher", entry.rps, bareRps, (_v, ratio) => ({ text: ">= 0.8x bare grpc-js", met: (ratio ?? 0) >= 0.8 })));
+          if (!mode.detail) continue;
+          metrics.push(
+            metric(`${name}: p50`, "ms", "lower", entry.p50, { name: "bare p50", values: get(`${mode.label}/bare`).p50 }),
+            metric(`${name}: p99`, "ms", "lower", entry.p99, { name: "bare p99", values: get(`${mode.label}/bare`).p99 }),
+          );
+        }
+      }
+      for (const [on, off, suffix] of [["otlp", "off", ""], ["otlp+nodelay", "off+nodelay", ", TCP_NODELAY experiment"]] as const) {
+        for (const variant of ["grpc", "connect"] as const) {
+          metrics.push(
+            metric(
+              `${variant === "grpc" ? "gRPC" : "Connect"}: rps with tracing on (OTLP) vs off${suffix}`,
+              "req/s",
+              "higher",
+              get(`${on}/${variant}`).rps,
+              { name: "tracing off rps", values: get(`${off}/${variant}`).rps },
+              (_v, ratio) => ({ text: "tracing costs <= 10% (>= 0.9x)", met: (ratio ?? 0) >= 0.9 }),
+            ),
+          );
+        }
+      }
+      return {
+        settings: {
+          load: context.h2load ? `h2load -c ${CLIENTS} -m ${STREAMS} -t 1` : `built-in client, concurrency ${CLIENTS * STREAMS}`,
+          concurrency: CLIENTS * STREAMS,
+          warmupSeconds: 0.5 * context.timeScale,
+          durationSeconds: 1.5 * context.timeScale,
+          responseCount: Number(count),
+        },
+        metrics,
+        notes: [
+          `${CLIENTS * STREAMS} requests in flight (${CLIENTS} HTTP/2 connections x ${STREAMS} streams); gRPC is application/grpc, Connect is application/proto over HTTP/2; both carry the admin's bearer token.`,
+          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off; default = what make dev runs (no exporter, so spans are built and dropped by a NoopSpanProcessor); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms). TCP_NODELAY experiment = the same presence started with `--import ./bench/lib/nodelay-preload.ts`.",
+          "presence is restarted for each tracing mode, and the bare server is measured again in each, so every ratio compares numbers taken minutes apart at most.",
+        ],
+      };
+    } finally {
+      await bare?.stop("SIGTERM");
+      await system.stop();
+      sink.close();
+    }
+  },
+};
+
+async function drive(context: BenchContext, variant: Variant, baseUrl: string, token: string): Promise<LoadResult> {
+  const warmupSeconds = 0.5 * context.timeScale;
+  const durationSeconds = 1.5 * context.timeScale;
+  const connect = variant === "connect";
+  if (context.h2load) {
+    return h2load({
+      binary: context.h2load,
+      url: baseUrl + PATH,
+      headers: connect
+        ? { "content-type": "application/proto", "connect-protocol-version": "1", authorization: `Bearer ${token}` }
+        : { "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${token}` },
+      // h2load cannot post an empty file, so Connect's empty request carries one unknown varint
+      // field (tag 1, value 0): still a valid GetOnlineCountRequest, two bytes long.
+      body: connect ? Uint8Array.of(0x08, 0x00) : grpcFrame(new Uint8Array(0)),
+      clients: CLIENTS,
+      streamsPerClient: STREAMS,
+      warmupSeconds,
+      durationSeconds,
+    });
+  }
+  const { createConnectTransport } = await import("@connectrpc/connect-node");
+  const transport = connect ? createConnectTransport({ baseUrl, httpVersion: "2" }) : createGrpcTransport({ baseUrl });
+  const client = createClient(PresenceService, transport);
+  const headers = { authorization: `Bearer ${token}` };
+  return closedLoop({
+    concurrency: CLIENTS * STREAMS,
+    warmupMs: warmupSeconds * 1000,
+    durationMs: durationSeconds * 1000,
+    call: () => client.getOnlineCount({}, { headers }),
+  });
+}
+
+async function waitForCount(system: BenchSystem, token: string): Promise<bigint> {
+  for (const protocol of ["grpc", "connect"] as const) {
+    const presence = system.client(PresenceService, "presence", protocol, token);
+    let count = 0n;
+    await waitFor(async () => (count = (await presence.getOnlineCount({})).count) > 0n, `presence to count the admin (${protocol})`, 15_000);
+    if (protocol === "connect") return count;
+  }
+  return 0n;
+}
+
+/** A loopback OTLP/HTTP sink: accepts every export with an empty (valid) protobuf answer. */
+async function startSink(): Promise<{ url: string; requests: number; bytes: number; close(): void }> {
+  const state = { url: "", requests: 0, bytes: 0, close: () => server.close() };
+  const server = http.createServer((req, res) => {
+    req.on("data", (chunk: Buffer) => (state.bytes += chunk.length));
+    req.on("end", () => {
+      state.requests++;
+      res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  state.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return state;
+}
