@@ -4,7 +4,7 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { freePort, spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
-import { profileEnv, type Benchmark, type BenchContext } from "./lib/context.ts";
+import { mergeEnv, profileEnv, type Benchmark, type BenchContext } from "./lib/context.ts";
 import { closedLoop, grpcFrame, h2load, type LoadResult } from "./lib/load.ts";
 import { metric, type Metric } from "./lib/report.ts";
 import { BENCH_ADMIN, BenchSystem } from "./lib/system.ts";
@@ -61,8 +61,11 @@ export const rpc: Benchmark = {
         entry.p99.push(result.p99Ms);
         results.set(key, entry);
       };
-      for (const mode of MODES) {
-        const env: NodeJS.ProcessEnv = { ...mode.env, ...profileEnv(context, `rpc-presence-${mode.label}`) };
+      // BENCH_RPC_MODES=off+nodelay,... limits the modes (for profiling one of them).
+      const only = process.env["BENCH_RPC_MODES"]?.split(",");
+      const modes = MODES.filter((mode) => !only || only.includes(mode.label));
+      for (const mode of modes) {
+        const env = mergeEnv(mode.env, profileEnv(context, `rpc-presence-${mode.label}`));
         if (mode.otlp) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: "200" });
         await system.restartService("presence", env);
         const spansBefore = sink.requests;
@@ -85,7 +88,7 @@ export const rpc: Benchmark = {
 
       const get = (key: string) => results.get(key)!;
       const metrics: Metric[] = [];
-      for (const mode of MODES) {
+      for (const mode of modes) {
         const bareRps = { name: "bare grpc-js rps", values: get(`${mode.label}/bare`).rps };
         for (const variant of ["grpc", "connect"] as const) {
           const entry = get(`${mode.label}/${variant}`);
@@ -99,6 +102,7 @@ export const rpc: Benchmark = {
         }
       }
       for (const [on, off, suffix] of [["otlp", "off", ""], ["otlp+nodelay", "off+nodelay", ", TCP_NODELAY experiment"]] as const) {
+        if (!results.has(`${on}/grpc`) || !results.has(`${off}/grpc`)) continue;
         for (const variant of ["grpc", "connect"] as const) {
           metrics.push(
             metric(

@@ -1,7 +1,7 @@
 import { verify, hash } from "@node-rs/argon2";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { identityConfig } from "../services/identity/src/config.ts";
-import { profileEnv, type Benchmark } from "./lib/context.ts";
+import { mergeEnv, profileEnv, type Benchmark } from "./lib/context.ts";
 import { closedLoop } from "./lib/load.ts";
 import { metric } from "./lib/report.ts";
 import { BenchSystem } from "./lib/system.ts";
@@ -32,7 +32,7 @@ export const signin: Benchmark = {
     const system = await new BenchSystem({ services: ["identity"], env: { identity: profileEnv(context, "signin-identity") } }).start();
     // The same service with TCP_NODELAY on its RPC sockets (see lib/nodelay-preload.ts): an
     // experiment that shows what the recommended one-line platform fix is worth.
-    const patched = await new BenchSystem({ services: ["identity"], env: { identity: { NODE_OPTIONS: NODELAY } } }).start();
+    const patched = await new BenchSystem({ services: ["identity"], env: { identity: mergeEnv({ NODE_OPTIONS: NODELAY }, profileEnv(context, "signin-identity-nodelay")) } }).start();
     try {
       await system.signIn(USER.email, USER.password);
       await patched.signIn(USER.email, USER.password);

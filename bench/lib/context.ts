@@ -23,3 +23,11 @@ export function profileEnv(context: BenchContext, label: string): NodeJS.Process
   if (!context.profileDir) return {};
   return { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(context.profileDir, label)}` };
 }
+
+/** Merges environments, concatenating NODE_OPTIONS instead of letting the last one win. */
+export function mergeEnv(...envs: NodeJS.ProcessEnv[]): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = Object.assign({}, ...envs);
+  const nodeOptions = envs.map((env) => env["NODE_OPTIONS"]).filter(Boolean);
+  if (nodeOptions.length > 0) merged["NODE_OPTIONS"] = nodeOptions.join(" ");
+  return merged;
+}
