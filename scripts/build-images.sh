@@ -107,6 +107,15 @@ for svc in "${services[@]}"; do
 done
 # With a NATS server at hand (scripts/install-tools.sh nats), run each image for real: it must
 # become ready (/readyz) and, on SIGTERM sent to node itself, drain and exit 0.
+node_under() { # pid -> the first descendant process whose command is node
+  local queue=("$1") pid
+  while [[ ${#queue[@]} -gt 0 ]]; do
+    pid=${queue[0]}; queue=("${queue[@]:1}")
+    # argv[0], not comm: node names its main thread "MainThread".
+    [[ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)" == */node ]] && { echo "$pid"; return; }
+    mapfile -t -O "${#queue[@]}" queue < <(pgrep -P "$pid")
+  done
+}
 nats_bin="$ROOT/.tools/bin/nats-server"
 if [[ -x "$nats_bin" ]]; then
   nats_dir=$(mktemp -d)
@@ -114,7 +123,9 @@ if [[ -x "$nats_bin" ]]; then
   nats_pid=$!
   trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
   n=0
-  for svc in "${services[@]}"; do
+  # identity first: it creates the IDENTITY stream the others' consumers wait for (as in a cluster).
+  ordered=(); for svc in "${services[@]}"; do [[ $svc == identity ]] && ordered=(identity "${ordered[@]}") || ordered+=("$svc"); done
+  for svc in "${ordered[@]}"; do
     image="meshwork/$svc:$TAG"; admin=$((19051 + n)); rpc=$((15051 + n)); n=$((n + 1))
     ctr=$(buildah from --pull-never "$image")
     mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
@@ -128,14 +139,27 @@ if [[ -x "$nats_bin" ]]; then
       curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && { ready=true; break; }
       sleep 0.5
     done
-    $ready || { cat "$nats_dir/$svc.log" >&2; kill $run_pid; buildah rm "$ctr" >/dev/null; log "$image never became ready"; exit 1; }
-    # buildah run -> buildah-chroot-exec -> node: signal node, as the kubelet's runtime would.
-    node_pid=$(pgrep -P "$(pgrep -P $run_pid)")
+    if ! $ready; then
+      tail -20 "$nats_dir/$svc.log" >&2
+      kill -TERM "$(node_under $run_pid)" 2>/dev/null || true; wait $run_pid 2>/dev/null || true
+      buildah rm "$ctr" >/dev/null; log "$image never became ready"; exit 1
+    fi
+    # buildah run -> chroot-runtime -> chroot-exec -> node: signal node itself, as a runtime would.
+    node_pid=$(node_under $run_pid)
+    [[ -n "$node_pid" ]] || { log "$image: no node process found under buildah run"; exit 1; }
     kill -TERM "$node_pid"
     status=0; wait $run_pid || status=$?
+    # Read-only root filesystem compatible: nothing but /tmp changed in the container's filesystem
+    # (buildah itself writes /etc/hosts, /etc/resolv.conf and /etc/hostname for the run).
+    mnt=$(buildah mount "$ctr")
+    written=$(find "$mnt" -xdev -newer "$nats_dir/log" ! -path "$mnt/tmp" ! -path "$mnt/tmp/*" \
+      ! -path "$mnt" ! -path "$mnt/etc" ! -path "$mnt/etc/hosts" ! -path "$mnt/etc/resolv.conf" ! -path "$mnt/etc/hostname" \
+      ! -path "$mnt/dev" ! -path "$mnt/proc" ! -path "$mnt/sys" ! -path "$mnt/run" ! -path "$mnt/run/*" | sed "s#^$mnt##")
+    buildah umount "$ctr" >/dev/null
     buildah rm "$ctr" >/dev/null
+    [[ -z "$written" ]] || { log "$image wrote outside /tmp: $written"; exit 1; }
     [[ $status -eq 0 ]] || { cat "$nats_dir/$svc.log" >&2; log "$image exited $status after SIGTERM"; exit 1; }
-    log "$image: ready on /readyz, SIGTERM -> drained and exited 0"
+    log "$image: ready on /readyz, wrote only under /tmp, SIGTERM -> drained and exited 0"
   done
 fi
 

@@ -88,12 +88,16 @@ describe("the event backbone under faults", function () {
     const before = await subjectCount("identity.v1.user.signed_in");
     await system.stopService("identity");
     const crashing = await system.startService("identity", { MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: "1" });
-    await system.client(IdentityService, "identity").signIn({ email: "crash@example.com", password: "crash-test-passphrase" }).catch(() => undefined);
-    const exitCode = await crashing.exited;
-    assert.equal(exitCode, -1, "killed by the fault hook");
-    assert.match(crashing.output(), /fault hook: crashing after commit, before publish/);
-    assert.equal(await subjectCount("identity.v1.user.signed_in"), before, "nothing published before the crash");
-    await system.startService("identity");
+    try {
+      await system.client(IdentityService, "identity").signIn({ email: "crash@example.com", password: "crash-test-passphrase" }).catch(() => undefined);
+      const exitCode = await crashing.exited;
+      assert.equal(exitCode, -1, "killed by the fault hook");
+      assert.match(crashing.output(), /fault hook: crashing after commit, before publish/);
+      assert.equal(await subjectCount("identity.v1.user.signed_in"), before, "nothing published before the crash");
+    } finally {
+      await system.stopService("identity", "SIGKILL");
+      await system.startService("identity");
+    }
     await waitFor(async () => (await subjectCount("identity.v1.user.signed_in")) === before + 1, "the event after restart", 10_000);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     assert.equal(await subjectCount("identity.v1.user.signed_in"), before + 1, "published exactly once");

@@ -3,7 +3,7 @@ import { defineConsumer, type ReceivedEvent } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import type { Transaction } from "kysely";
 import { isLive } from "./domain/online.ts";
-import { addSession, removeSession, type PresenceDatabase, type PresenceTables } from "./store.ts";
+import { addSession, endSession, type PresenceDatabase, type PresenceTables } from "./store.ts";
 
 /** presence publishes nothing; it keeps a projection of identity's sign-ins and sign-outs. */
 export const PROJECTION_CONSUMER = "presence-projection";
@@ -41,6 +41,6 @@ async function applyToProjection(event: ReceivedEvent<UserEvent>, trx: Transacti
       expiresAt,
     });
   } else if (variant.case === "signedOut") {
-    await removeSession(trx, variant.value.sessionId);
+    await endSession(trx, variant.value.sessionId, variant.value.occurredAt ? timestampMs(variant.value.occurredAt) : event.time.getTime());
   }
 }

@@ -2,8 +2,12 @@ import type { PlatformTables } from "@meshwork/platform";
 import type { Kysely, Transaction } from "kysely";
 import type { OnlineSession } from "./domain/online.ts";
 import * as sessions from "./migrations/0001_sessions.ts";
+import * as endedSessions from "./migrations/0002_ended_sessions.ts";
 
-export const migrations = { "0001_sessions": sessions };
+export const migrations = { "0001_sessions": sessions, "0002_ended_sessions": endedSessions };
+
+/** Tombstones outlive any token, so a late SignedIn can never bring an ended session back. */
+const TOMBSTONE_RETENTION_MS = 24 * 3_600_000;
 
 export interface PresenceTables {
   online_sessions: {
@@ -14,13 +18,20 @@ export interface PresenceTables {
     started_at: number;
     expires_at: number;
   };
+  ended_sessions: {
+    session_id: string;
+    ended_at: number;
+  };
 }
 
 export type PresenceDatabase = PresenceTables & PlatformTables;
 type Db = Kysely<PresenceDatabase> | Transaction<PresenceDatabase>;
 
 /** The only module that speaks SQL for presence. */
+/** Adds a session unless it has already ended (its SignedOut may arrive first after a redelivery). */
 export async function addSession(db: Db, session: OnlineSession): Promise<void> {
+  const ended = await db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", session.sessionId).executeTakeFirst();
+  if (ended) return;
   await db
     .insertInto("online_sessions")
     .values({
@@ -35,8 +46,9 @@ export async function addSession(db: Db, session: OnlineSession): Promise<void> 
     .execute();
 }
 
-export async function removeSession(db: Db, sessionId: string): Promise<void> {
+export async function endSession(db: Db, sessionId: string, endedAt: number): Promise<void> {
   await db.deleteFrom("online_sessions").where("session_id", "=", sessionId).execute();
+  await db.insertInto("ended_sessions").values({ session_id: sessionId, ended_at: endedAt }).onConflict((conflict) => conflict.column("session_id").doNothing()).execute();
 }
 
 export async function countOnlineUsers(db: Db, now: number): Promise<number> {
@@ -62,9 +74,11 @@ export async function liveSessions(db: Db, now: number): Promise<OnlineSession[]
 
 export async function sweepExpired(db: Db, now: number): Promise<number> {
   const result = await db.deleteFrom("online_sessions").where("expires_at", "<=", now).executeTakeFirst();
+  await db.deleteFrom("ended_sessions").where("ended_at", "<=", now - TOMBSTONE_RETENTION_MS).execute();
   return Number(result.numDeletedRows);
 }
 
 export async function clearProjection(db: Db): Promise<void> {
   await db.deleteFrom("online_sessions").execute();
+  await db.deleteFrom("ended_sessions").execute();
 }

@@ -44,9 +44,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         expiresAt: new Date(Number(payload.exp) * 1000),
       };
     } catch (error) {
-      if (error instanceof errors.JOSEError || error instanceof TypeError) {
-        throw new InvalidTokenError(error instanceof errors.JOSEError ? error.code : "malformed token");
-      }
+      // An unreachable or slow JWKS endpoint is our outage, not the caller's bad token.
+      if (error instanceof errors.JOSEError && !(error instanceof errors.JWKSTimeout)) throw new InvalidTokenError(error.code);
       throw error;
     }
   };

@@ -1,3 +1,4 @@
+import { writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
@@ -176,7 +177,8 @@ export class OutboxRelay {
       .execute();
     for (const entry of pending) {
       if (this.options.crashBeforePublish) {
-        this.options.log.fatal({ eventId: entry.id }, "fault hook: crashing after commit, before publish");
+        // Written synchronously: the logger's buffer dies with the process.
+        writeSync(2, `fault hook: crashing after commit, before publish of event ${entry.id}\n`);
         process.kill(process.pid, "SIGKILL");
       }
       await this.publishOne(entry);
