@@ -117,6 +117,7 @@ export class Accounts {
       });
     });
     this.signIns.add(1, { outcome: "success" });
+    this.context.log.info({ userId: user.id, sessionId }, "signed in");
     return { accessToken, expiresAt, user };
   }
 

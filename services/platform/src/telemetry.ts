@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { metrics } from "@opentelemetry/api";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
@@ -60,9 +61,11 @@ export function metricsHandler(req: IncomingMessage, res: ServerResponse): void 
 function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   const processors: SpanProcessor[] = [];
   if (env["OTEL_EXPORTER_OTLP_ENDPOINT"] || env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
+    // http/protobuf by default, as the spec says; http/json when asked (the tests read it as JSON).
+    const protocol = env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? env["OTEL_EXPORTER_OTLP_PROTOCOL"];
     processors.push(
       new BatchSpanProcessor({
-        exporter: new OTLPTraceExporter(),
+        exporter: protocol === "http/json" ? new OTLPJsonTraceExporter() : new OTLPTraceExporter(),
         scheduledDelayMillis: Number(env["OTEL_BSP_SCHEDULE_DELAY"] ?? 1_000),
       }),
     );

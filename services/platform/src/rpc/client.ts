@@ -1,0 +1,34 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
+
+const tracer = trace.getTracer("@meshwork/platform/rpc-client");
+
+const headerSetter: TextMapSetter<Headers> = {
+  set: (carrier, key, value) => carrier.set(key, value),
+};
+
+/**
+ * A CLIENT span around every outgoing call, with the trace context injected into the request
+ * headers, so the callee's SERVER span joins the caller's trace. Use it in every RPC client.
+ */
+export function clientTelemetryInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const service = req.service.typeName;
+    const method = req.method.name;
+    return tracer.startActiveSpan(
+      `${service}/${method}`,
+      { kind: SpanKind.CLIENT, attributes: { "rpc.system": "connect_rpc", "rpc.service": service, "rpc.method": method } },
+      async (span) => {
+        propagation.inject(context.active(), req.header, headerSetter);
+        try {
+          return await next(req);
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  };
+}
