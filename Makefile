@@ -63,7 +63,7 @@ test-unit: install ## unit tests (no processes, no network)
 test-integration: install ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration chart-check ## everything CI runs
+test: lint typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts
