@@ -8,10 +8,14 @@ import path from "node:path";
 import { DEFAULT_PORTS, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
-const dataDir = path.join(ROOT, ".data");
-const natsPort = Number(process.env["NATS_PORT"] ?? 4222);
+const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".data");
+// Shifts every port, so a second copy (the test of `make dev` itself) can run beside the first.
+const offset = Number(process.env["MESHWORK_DEV_PORT_OFFSET"] ?? 0);
+const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
+const ports = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name].rpc + offset, admin: DEFAULT_PORTS[name].admin + offset }])) as typeof DEFAULT_PORTS;
 const admin = adminCredentials();
 const processes: ManagedProcess[] = [];
+let stopping = false;
 const print = (line: string) => process.stdout.write(line + "\n");
 
 process.on("SIGINT", () => void shutdown());
@@ -25,12 +29,12 @@ try {
       onLine: (line) => /\[(ERR|WRN)\]/.test(line) && print(`[nats] ${line}`),
     }),
   );
-  const jwksUrl = `http://127.0.0.1:${DEFAULT_PORTS.identity.admin}/.well-known/jwks.json`;
+  const jwksUrl = `http://127.0.0.1:${ports.identity.admin}/.well-known/jwks.json`;
   const start = (name: (typeof SERVICES)[number]) =>
     startService({
       name,
-      rpcPort: DEFAULT_PORTS[name].rpc,
-      adminPort: DEFAULT_PORTS[name].admin,
+      rpcPort: ports[name].rpc,
+      adminPort: ports[name].admin,
       natsPort,
       dataDir,
       jwksUrl,
@@ -49,17 +53,16 @@ print(`
 Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
 
   service    rpc (gRPC, gRPC-Web, Connect)   admin (/healthz /readyz /metrics)
-  identity   http://127.0.0.1:${DEFAULT_PORTS.identity.rpc}          http://127.0.0.1:${DEFAULT_PORTS.identity.admin}   (JWKS: /.well-known/jwks.json)
-  presence   http://127.0.0.1:${DEFAULT_PORTS.presence.rpc}          http://127.0.0.1:${DEFAULT_PORTS.presence.admin}
-  audit      http://127.0.0.1:${DEFAULT_PORTS.audit.rpc}          http://127.0.0.1:${DEFAULT_PORTS.audit.admin}
-  nats       nats://127.0.0.1:${natsPort} (JetStream, data in .data/nats)
+  identity   http://127.0.0.1:${ports.identity.rpc}          http://127.0.0.1:${ports.identity.admin}   (JWKS: /.well-known/jwks.json)
+  presence   http://127.0.0.1:${ports.presence.rpc}          http://127.0.0.1:${ports.presence.admin}
+  audit      http://127.0.0.1:${ports.audit.rpc}          http://127.0.0.1:${ports.audit.admin}
+  nats       nats://127.0.0.1:${natsPort} (JetStream, data in ${path.relative(ROOT, dataDir) || "."}/nats)
 
-  admin      ${admin.email} / ${admin.password}${admin.generated ? "   (generated now, kept in .data/admin-credentials.json)" : ""}
+  admin      ${admin.email} / ${admin.password}${admin.generated ? `   (generated now, kept in ${path.relative(ROOT, dataDir)}/admin-credentials.json)` : ""}
 
 Try the commands in README.md. Ctrl-C stops everything.
 `);
 
-let stopping = false;
 async function shutdown(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
@@ -72,7 +75,7 @@ async function shutdown(code = 0): Promise<void> {
 }
 
 function adminCredentials(): { email: string; password: string; generated: boolean } {
-  const email = process.env["MESHWORK_ADMIN_EMAIL"] ?? "admin@meshwork.local";
+  const email = process.env["MESHWORK_ADMIN_EMAIL"] || "admin@meshwork.local";
   if (process.env["MESHWORK_ADMIN_PASSWORD"]) return { email, password: process.env["MESHWORK_ADMIN_PASSWORD"], generated: false };
   const file = path.join(dataDir, "admin-credentials.json");
   if (fs.existsSync(file)) return { ...(JSON.parse(fs.readFileSync(file, "utf8")) as { email: string; password: string }), generated: false };

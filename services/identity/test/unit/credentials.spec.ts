@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { InvalidArgumentError } from "@meshwork/platform";
+import { checkPasswordPolicy, normaliseEmail } from "../../src/domain/credentials.ts";
+import { parseRoles } from "../../src/domain/roles.ts";
+import { FailureThrottle } from "../../src/domain/throttle.ts";
+
+describe("credentials", () => {
+  it("normalises an email to one account per mailbox", () => {
+    assert.equal(normaliseEmail("  Ada@Example.COM "), "ada@example.com");
+    for (const bad of ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com"]) assert.throws(() => normaliseEmail(bad), InvalidArgumentError, bad);
+  });
+
+  it("refuses short and common passwords and accepts a long unusual one", () => {
+    assert.throws(() => checkPasswordPolicy("short-one", 12), /at least 12/);
+    assert.throws(() => checkPasswordPolicy("Password123456", 12), /too common/);
+    assert.throws(() => checkPasswordPolicy("x".repeat(300), 12), /at most/);
+    assert.doesNotThrow(() => checkPasswordPolicy("violet-umbrella-staircase", 12));
+  });
+
+  it("accepts only known roles", () => {
+    assert.deepEqual(parseRoles(["publisher", "publisher"]), ["publisher"]);
+    assert.throws(() => parseRoles(["root"]), /unknown role/);
+    assert.throws(() => parseRoles([]), /must not be empty/);
+  });
+});
+
+describe("the failure throttle", () => {
+  it("locks a key after the limit within the window and frees it when the window passes", () => {
+    let now = 0;
+    const throttle = new FailureThrottle({ limit: 3, windowMs: 60_000, now: () => now });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(throttle.retryAfterSeconds("a"), 0);
+      throttle.recordFailure("a");
+      now += 1_000;
+    }
+    assert.equal(throttle.retryAfterSeconds("a"), 57);
+    assert.equal(throttle.retryAfterSeconds("b"), 0, "other keys are unaffected");
+    now = 61_000;
+    assert.equal(throttle.retryAfterSeconds("a"), 0);
+  });
+
+  it("forgets failures on reset", () => {
+    const throttle = new FailureThrottle({ limit: 1, windowMs: 60_000 });
+    throttle.recordFailure("a");
+    assert.ok(throttle.retryAfterSeconds("a") > 0);
+    throttle.reset("a");
+    assert.equal(throttle.retryAfterSeconds("a"), 0);
+  });
+});
