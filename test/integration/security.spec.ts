@@ -194,7 +194,7 @@ describe("sign-in timing", function () {
 
   it("answers an unknown email and a wrong password the same way in about the same time", async () => {
     const identity = system.client(IdentityService, "identity");
-    for (let index = 0; index < 6; index++) await identity.signUp({ email: `timing-${index}@example.com`, password: "timing-passphrase-ok", displayName: "T" });
+    for (let index = 0; index < 10; index++) await identity.signUp({ email: `timing-${index}@example.com`, password: "timing-passphrase-ok", displayName: "T" });
     const measure = async (email: string) => {
       const started = performance.now();
       const error = await identity.signIn({ email, password: "not-the-passphrase" }).then(() => undefined, (caught: ConnectError) => caught);
@@ -202,7 +202,7 @@ describe("sign-in timing", function () {
     };
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let index = 0; index < 6; index++) {
+    for (let index = 0; index < 10; index++) {
       const a = await measure(`timing-${index}@example.com`);
       const b = await measure(`ghost-${index}@example.com`);
       assert.deepEqual([a.code, a.message], [Code.Unauthenticated, "invalid email or password"]);
@@ -212,6 +212,8 @@ describe("sign-in timing", function () {
     }
     const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
     const ratio = median(unknown) / median(known);
-    assert.ok(ratio > 0.6 && ratio < 1.6, `unknown/known median time ratio ${ratio.toFixed(2)} (${median(unknown).toFixed(1)} ms vs ${median(known).toFixed(1)} ms)`);
+    // Without the decoy hash an unknown email answers in well under a millisecond against tens of
+    // milliseconds (a ratio near 0.01); the band is wide because CI machines are noisy.
+    assert.ok(ratio > 0.5 && ratio < 2, `unknown/known median time ratio ${ratio.toFixed(2)} (${median(unknown).toFixed(1)} ms vs ${median(known).toFixed(1)} ms)`);
   });
 });
