@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import SQLite from "better-sqlite3";
 import { listDeadLetters, traceIdOf } from "@meshwork/platform";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
@@ -165,12 +165,26 @@ describe("the event backbone under faults", function () {
     const { state } = await jsm.streams.info("IDENTITY");
     const audit = system.client(AuditService, "audit", "connect", token);
     const audited = new Map<string, string>();
+    const times: number[] = [];
     let pageToken = "";
+    let pages = 0;
     do {
-      const page = await audit.listEvents({ pageSize: 500, pageToken });
-      for (const event of page.events) audited.set(event.id, event.traceId);
+      // Small pages: the walk crosses many page boundaries and must neither skip nor repeat.
+      const page = await audit.listEvents({ pageSize: 37, pageToken });
+      for (const event of page.events) {
+        assert.ok(!audited.has(event.id), `event ${event.id} appears once`);
+        audited.set(event.id, event.traceId);
+        times.push(Number(event.time!.seconds) * 1000 + Math.floor(event.time!.nanos / 1e6));
+      }
       pageToken = page.nextPageToken;
+      pages++;
     } while (pageToken);
+    assert.ok(pages > 10);
+    assert.equal(audited.size, state.messages);
+    const middle = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+    const since = await audit.listEvents({ pageSize: 500, since: timestampFromMs(middle), until: timestampFromMs(middle + 60_000) });
+    assert.ok(since.events.length > 0);
+    for (const event of since.events) assert.ok(Number(event.time!.seconds) * 1000 + event.time!.nanos / 1e6 >= middle, "time range filter");
     let checked = 0;
     for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
       const message = await jsm.streams.getMessage("IDENTITY", { seq });
