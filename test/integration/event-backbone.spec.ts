@@ -180,22 +180,25 @@ describe("the event backbone under faults", function () {
       pages++;
     } while (pageToken);
     assert.ok(pages > 10);
-    assert.equal(audited.size, state.messages);
     const middle = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
     const since = await audit.listEvents({ pageSize: 500, since: timestampFromMs(middle), until: timestampFromMs(middle + 60_000) });
     assert.ok(since.events.length > 0);
     for (const event of since.events) assert.ok(Number(event.time!.seconds) * 1000 + event.time!.nanos / 1e6 >= middle, "time range filter");
     let checked = 0;
+    const streamIds = new Set<string>();
     for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
       const message = await jsm.streams.getMessage("IDENTITY", { seq });
       if (!message) continue;
       const id = message.header.get("ce-id");
+      streamIds.add(id);
       const traceId = traceIdOf(message.header.get("traceparent"));
       assert.match(traceId, /^[0-9a-f]{32}$/, `event ${seq} was published under a trace`);
       assert.equal(audited.get(id), traceId, `audit holds event ${id} with its trace id`);
       checked++;
     }
     assert.equal(checked, state.messages);
+    // A replayed dead letter is the same event (same id) twice in the stream, and once in audit.
+    assert.equal(audited.size, streamIds.size);
   });
 
   /** The projection as the stream implies it: live sessions after applying every event in order. */
