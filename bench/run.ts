@@ -8,6 +8,8 @@
  *   BENCH_QUICK=1      shorter windows and 2 runs, for a smoke test of the bench code itself
  *   BENCH_PROFILE=1    services write V8 CPU profiles to bench/results/profiles/<label>/
  *   BENCH_NO_INSTALL=1 never apt-get install h2load (use the built-in client when it is missing)
+ *   BENCH_H2LOAD=0     use the built-in client even when h2load is there
+ *   BENCH_RPC_MODES=a,b only these tracing modes in the rpc benchmark (off, default, otlp, off+nodelay, otlp+nodelay)
  */
 import fs from "node:fs";
 import path from "node:path";

@@ -56,6 +56,11 @@ let h2loadPath: string | null | undefined;
  */
 export function ensureH2load(log: (line: string) => void): string | undefined {
   if (h2loadPath !== undefined) return h2loadPath ?? undefined;
+  if (process.env["BENCH_H2LOAD"] === "0") {
+    log("BENCH_H2LOAD=0: using the built-in closed-loop client");
+    h2loadPath = null;
+    return undefined;
+  }
   h2loadPath = which("h2load") ?? null;
   if (!h2loadPath && process.env["BENCH_NO_INSTALL"] !== "1" && process.getuid?.() === 0 && which("apt-get")) {
     log("h2load is missing: installing nghttp2-client with apt-get ...");
