@@ -139,6 +139,9 @@ export class OutboxRelay {
       }
       if (published < this.options.batchSize) await this.idle();
     }
+    // One last pass on shutdown, so events committed by the calls that just finished go out now
+    // rather than at the next start. If NATS is down they simply stay in the outbox.
+    await this.publishBatch().catch(() => undefined);
   }
 
   private idle(): Promise<void> {
