@@ -14,6 +14,7 @@ import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
+import { deprecationInterceptor, type Deprecation } from "./rpc/deprecation.ts";
 import { registerHealth } from "./rpc/health.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
@@ -42,6 +43,8 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   /** The protobuf services it serves (for health and the access table). */
   services: DescService[];
   access: AccessTable;
+  /** Old API versions still served, by full service name, with their sunset date and successor. */
+  deprecations?: Record<string, Deprecation>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
   consumers?: AnyConsumerSpec<Tables>[];
@@ -118,7 +121,12 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    interceptors: [serverTelemetryInterceptor(), errorInterceptor(log), authInterceptor(definition.access, verify, log)],
+    interceptors: [
+      serverTelemetryInterceptor(),
+      errorInterceptor(log),
+      deprecationInterceptor(definition.deprecations ?? {}),
+      authInterceptor(definition.access, verify, log),
+    ],
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
       definition.routes(router, context);

@@ -1,5 +1,6 @@
 import { runService } from "@meshwork/platform";
 import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
 import { access } from "./access.ts";
 import { presenceConfig } from "./config.ts";
 import { presenceConsumers } from "./events.ts";
@@ -12,8 +13,9 @@ const service = await runService<PresenceTables, typeof config>({
   name: "presence",
   config,
   migrations,
-  services: [PresenceService, PresenceAdminService],
+  services: [PresenceService, PresenceServiceV2, PresenceAdminService],
   access,
+  deprecations: { [PresenceService.typeName]: { sunset: config.PRESENCE_V1_SUNSET, successor: PresenceServiceV2.typeName } },
   consumers: presenceConsumers({ poisonUserId: config.MESHWORK_FAULT_POISON_USER_ID }),
   routes: (router, context) => presenceRoutes(context)(router),
 });

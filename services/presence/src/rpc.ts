@@ -9,10 +9,13 @@ import {
   PresenceService,
   RebuildProjectionResponseSchema,
 } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import * as v2 from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { PresenceConfig } from "./config.ts";
+import { pageOf } from "./domain/pages.ts";
 import { onlineUsersFor } from "./domain/online.ts";
 import { PROJECTION_CONSUMER } from "./events.ts";
-import { clearProjection, countOnlineUsers, liveSessions, sweepExpired, type PresenceTables } from "./store.ts";
+import { clearProjection, countOnlineSessions, countOnlineUsers, liveSessions, sweepExpired, type PresenceTables } from "./store.ts";
 
 export function presenceRoutes(context: ServiceContext<PresenceTables, PresenceConfig>) {
   const { db } = context.database;
@@ -25,6 +28,26 @@ export function presenceRoutes(context: ServiceContext<PresenceTables, PresenceC
         const principal = requirePrincipal(ctx);
         const users = onlineUsersFor(principal.roles, await liveSessions(db, Date.now()), Date.now());
         return create(ListOnlineUsersResponseSchema, { users: users.map((user) => create(OnlineUserSchema, user)) });
+      },
+    });
+    // v2 beside v1: same projection, the new contract. v1 stays until its sunset (main.ts).
+    router.service(v2.PresenceService, {
+      async getPresenceSummary() {
+        const now = Date.now();
+        return create(v2.GetPresenceSummaryResponseSchema, {
+          onlineUsers: BigInt(await countOnlineUsers(db, now)),
+          onlineSessions: BigInt(await countOnlineSessions(db, now)),
+          asOf: timestampFromMs(now),
+        });
+      },
+      async listOnlineUsers(req, ctx) {
+        const principal = requirePrincipal(ctx);
+        const now = Date.now();
+        const page = pageOf(onlineUsersFor(principal.roles, await liveSessions(db, now), now), req.pageSize, req.pageToken);
+        return create(v2.ListOnlineUsersResponseSchema, {
+          users: page.items.map((user) => create(v2.OnlineUserSchema, user)),
+          nextPageToken: page.nextPageToken,
+        });
       },
     });
     router.service(PresenceAdminService, {

@@ -60,6 +60,11 @@ export async function countOnlineUsers(db: Db, now: number): Promise<number> {
   return Number(row?.count ?? 0);
 }
 
+export async function countOnlineSessions(db: Db, now: number): Promise<number> {
+  const row = await db.selectFrom("online_sessions").select((eb) => eb.fn.countAll<number>().as("count")).where("expires_at", ">", now).executeTakeFirst();
+  return Number(row?.count ?? 0);
+}
+
 export async function liveSessions(db: Db, now: number): Promise<OnlineSession[]> {
   const rows = await db.selectFrom("online_sessions").selectAll().where("expires_at", ">", now).orderBy("session_id").execute();
   return rows.map((row) => ({

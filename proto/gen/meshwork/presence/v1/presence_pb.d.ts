@@ -134,8 +134,11 @@ export declare const RebuildProjectionResponseSchema: GenMessage<RebuildProjecti
 
 /**
  * PresenceService answers who is online, from a projection of identity's events.
+ * Deprecated: use meshwork.presence.v2.PresenceService. Served until its sunset date; calls
+ * answer with Deprecation and Sunset headers (docs/versioning.md).
  *
  * @generated from service meshwork.presence.v1.PresenceService
+ * @deprecated
  */
 export declare const PresenceService: GenService<{
   /**
