@@ -27,7 +27,10 @@ export type TokenVerifier = (token: string) => Promise<Principal>;
  * before any key is looked at), the issuer, audience, expiry and not-before with a small skew.
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const verified = new VerifiedTokens();
   return async (token) => {
+    const known = verified.get(token);
+    if (known) return known;
     try {
       const { payload } = await jwtVerify(token, options.keys, {
         algorithms: ["ES256"],
@@ -37,12 +40,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         requiredClaims: ["sub", "exp", "sid"],
       });
       const roles = Array.isArray(payload["roles"]) ? payload["roles"].filter(isRole) : [];
-      return {
+      const principal = {
         userId: String(payload.sub),
         roles,
         sessionId: String(payload["sid"]),
         expiresAt: new Date(Number(payload.exp) * 1000),
       };
+      verified.set(token, principal);
+      return principal;
     } catch (error) {
       // An unreachable or slow JWKS endpoint is our outage, not the caller's bad token.
       if (error instanceof errors.JOSEError && !(error instanceof errors.JWKSTimeout)) throw new InvalidTokenError(error.code);
@@ -79,4 +84,29 @@ export function localKeys(current: () => JSONWebKeySet): JWTVerifyGetKey {
 
 function isRole(value: unknown): value is Role {
   return typeof value === "string" && (ROLES as readonly string[]).includes(value);
+}
+
+/**
+ * Tokens already verified, until they expire: a client sends the same token on every call, and
+ * an ECDSA verification per call is most of what authorization costs. A token is immutable, so a
+ * cached answer stays right until `exp`, which is checked on every hit. Bounded, oldest first out.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<string, Principal>();
+  private readonly capacity = 10_000;
+
+  get(token: string): Principal | undefined {
+    const principal = this.entries.get(token);
+    if (!principal) return undefined;
+    if (principal.expiresAt.getTime() <= Date.now()) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return principal;
+  }
+
+  set(token: string, principal: Principal): void {
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, principal);
+  }
 }
