@@ -1,0 +1,46 @@
+import { createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { clientTelemetryInterceptor } from "@meshwork/platform";
+import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
+
+/** Renew this long before the token expires, so a step never starts with a token about to lapse. */
+const RENEW_BEFORE_MS = 60_000;
+
+/**
+ * orders' own access token: it signs in to identity as its service account and keeps the token
+ * until shortly before it expires. The saga acts on its own authority, not the customer's: a
+ * refund may run long after the customer's token has expired (docs/saga.md).
+ */
+export class ServiceToken {
+  private readonly identity: Client<typeof IdentityService>;
+  private readonly credentials: () => { email: string; password: string } | undefined;
+  private cached: { token: string; renewAt: number } | undefined;
+  private pending: Promise<string> | undefined;
+
+  constructor(identityUrl: string, credentials: () => { email: string; password: string } | undefined) {
+    this.identity = createClient(IdentityService, createGrpcTransport({ baseUrl: identityUrl, interceptors: [clientTelemetryInterceptor()] }));
+    this.credentials = credentials;
+  }
+
+  async get(): Promise<string> {
+    if (this.cached && Date.now() < this.cached.renewAt) return this.cached.token;
+    // One sign-in at a time, however many steps ask at once.
+    this.pending ??= this.signIn().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  /** Forget the token (payments or shipping refused it), so the next step signs in again. */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
+  private async signIn(): Promise<string> {
+    const credentials = this.credentials();
+    if (!credentials) throw new Error("no service account: set ORDERS_SERVICE_EMAIL and ORDERS_SERVICE_PASSWORD");
+    const answer = await this.identity.signIn(credentials, { timeoutMs: 10_000 });
+    const expiresAt = answer.expiresAt ? timestampMs(answer.expiresAt) : Date.now() + 5 * 60_000;
+    this.cached = { token: answer.accessToken, renewAt: Math.max(Date.now(), expiresAt - RENEW_BEFORE_MS) };
+    return answer.accessToken;
+  }
+}

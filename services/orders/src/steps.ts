@@ -1,0 +1,90 @@
+import { writeSync } from "node:fs";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { clientTelemetryInterceptor } from "@meshwork/platform";
+import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
+import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
+import { idempotencyKey, type Step, type StepOutcome } from "./domain/saga.ts";
+import type { ServiceToken } from "./service-token.ts";
+import type { OrderRecord } from "./store.ts";
+
+/** The side of the saga that talks to other services: one call per step, its answer as an outcome. */
+export interface SagaSteps {
+  run(step: Step, order: OrderRecord): Promise<StepOutcome>;
+}
+
+export interface RpcStepsOptions {
+  paymentsUrl: string;
+  shippingUrl: string;
+  token: ServiceToken;
+  timeoutMs: number;
+  /** Test-only fault hook: die right after a successful charge, before the saga records it. */
+  crashAfterCharge?: boolean;
+}
+
+/** Codes that are a definitive answer about the request itself: retrying it would get the same. */
+const REJECTIONS = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.OutOfRange]);
+
+/** payments and shipping over gRPC, each call carrying orders' service token and the step's idempotency key. */
+export function rpcSteps(options: RpcStepsOptions): SagaSteps {
+  const interceptors = [clientTelemetryInterceptor(), bearer(options.token)];
+  const payments = createClient(PaymentsService, createGrpcTransport({ baseUrl: options.paymentsUrl, interceptors }));
+  const shipping = createClient(ShippingService, createGrpcTransport({ baseUrl: options.shippingUrl, interceptors }));
+  const call = { timeoutMs: options.timeoutMs };
+
+  const steps: Record<Step, (order: OrderRecord) => Promise<StepOutcome>> = {
+    async charge(order) {
+      const { payment } = await payments.charge(
+        {
+          idempotencyKey: idempotencyKey(order.id, "charge"),
+          orderId: order.id,
+          userId: order.userId,
+          amountCents: BigInt(order.amountCents),
+          currency: order.currency,
+        },
+        call,
+      );
+      if (options.crashAfterCharge) {
+        // Written synchronously: the logger's buffer dies with the process.
+        writeSync(2, `fault hook: crashing after the charge of order ${order.id}, before recording it\n`);
+        process.kill(process.pid, "SIGKILL");
+      }
+      return { kind: "succeeded", paymentId: payment!.id };
+    },
+    async ship(order) {
+      const { shipment } = await shipping.createShipment(
+        { idempotencyKey: idempotencyKey(order.id, "ship"), orderId: order.id, userId: order.userId, address: order.address },
+        call,
+      );
+      return { kind: "succeeded", shipmentId: shipment!.id };
+    },
+    async refund(order) {
+      await payments.refund({ idempotencyKey: idempotencyKey(order.id, "refund"), paymentId: order.paymentId ?? "", reason: order.cancellationReason ?? "" }, call);
+      return { kind: "succeeded" };
+    },
+  };
+
+  return {
+    async run(step, order) {
+      try {
+        return await steps[step](order);
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        if (REJECTIONS.has(connectError.code)) return { kind: "rejected", reason: connectError.rawMessage };
+        return { kind: "failed", error: `${Code[connectError.code] ?? "unknown"}: ${connectError.rawMessage}` };
+      }
+    },
+  };
+}
+
+function bearer(token: ServiceToken): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${await token.get()}`);
+    try {
+      return await next(req);
+    } catch (error) {
+      if (error instanceof ConnectError && error.code === Code.Unauthenticated) token.invalidate();
+      throw error;
+    }
+  };
+}
