@@ -23,6 +23,7 @@ export class SigningKeys {
   private file: KeyFile;
   private publicSet: JSONWebKeySet;
   private readonly location: string;
+  private imported: { kid: string; key: CryptoKey | Uint8Array } | undefined;
 
   private constructor(location: string, file: KeyFile) {
     this.location = location;
@@ -48,8 +49,11 @@ export class SigningKeys {
     return this.publicSet;
   }
 
+  /** The signing key, imported once per key rather than once per token. */
   async privateKey(): Promise<CryptoKey | Uint8Array> {
-    return importJWK(this.current, "ES256");
+    const current = this.current;
+    if (this.imported?.kid !== current.kid) this.imported = { kid: current.kid, key: await importJWK(current, "ES256") };
+    return this.imported.key;
   }
 
   close(): void {

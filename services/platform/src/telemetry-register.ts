@@ -11,7 +11,7 @@ const serviceDir = path.resolve(path.dirname(entry), "..");
 const packageJson = readPackageJson(path.join(serviceDir, "package.json"));
 const serviceName = process.env["OTEL_SERVICE_NAME"] ?? packageJson.name?.replace(/^@meshwork\//, "") ?? path.basename(serviceDir);
 
-startTelemetry({
+await startTelemetry({
   serviceName,
   serviceVersion: packageJson.version ?? "0.0.0",
   environment: process.env["MESHWORK_ENVIRONMENT"] ?? "local",

@@ -1,14 +1,25 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { metrics } from "@opentelemetry/api";
+import { context, metrics, propagation, trace, type Sampler } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
-import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, ConsoleSpanExporter, NoopSpanProcessor, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  NoopSpanProcessor,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace";
 
-let sdk: NodeSDK | undefined;
+let providers: { tracer: TracerProvider; meter: MeterProvider } | undefined;
 let prometheus: PrometheusExporter | undefined;
 
 export interface TelemetryOptions {
@@ -24,29 +35,51 @@ export interface TelemetryOptions {
  * console when MESHWORK_TRACES=console; metrics are always served in Prometheus format on the
  * admin port. The standard OTEL_* variables (sampler, resource attributes, endpoints) apply.
  */
-export function startTelemetry(options: TelemetryOptions): void {
-  if (sdk) return;
+export async function startTelemetry(options: TelemetryOptions): Promise<void> {
+  if (providers) return;
   const env = options.env ?? process.env;
+  // The SDK's parts are assembled here rather than through NodeSDK, which loads every exporter
+  // it could ever use (gRPC, Zipkin, logs) and cost each service tens of MB (bench/footprint.ts).
+  const resource = resourceFromAttributes({
+    "service.name": options.serviceName,
+    "service.version": options.serviceVersion,
+    "deployment.environment": options.environment,
+    "deployment.environment.name": options.environment,
+  }).merge(detectResources({ detectors: [envDetector, hostDetector, processDetector] }));
   prometheus = new PrometheusExporter({ preventServerStart: true });
-  sdk = new NodeSDK({
-    serviceName: options.serviceName,
-    resource: resourceFromAttributes({
-      "service.name": options.serviceName,
-      "service.version": options.serviceVersion,
-      "deployment.environment": options.environment,
-      "deployment.environment.name": options.environment,
-    }),
-    spanProcessors: spanProcessors(env),
-    metricReaders: [prometheus],
-    instrumentations: [],
-  });
-  sdk.start();
+  const tracer = new TracerProvider({ resource, sampler: samplerFromEnv(env), spanProcessors: await spanProcessors(env) });
+  const meter = new MeterProvider({ resource, readers: [prometheus] });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  trace.setGlobalTracerProvider(tracer);
+  metrics.setGlobalMeterProvider(meter);
+  providers = { tracer, meter };
   registerRuntimeMetrics();
 }
 
 export async function shutdownTelemetry(): Promise<void> {
-  await sdk?.shutdown().catch(() => undefined);
-  sdk = undefined;
+  await Promise.all([providers?.tracer.shutdown(), providers?.meter.shutdown()].map((done) => done?.catch(() => undefined)));
+  providers = undefined;
+}
+
+/** OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the specification defines them. */
+function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const ratio = Number(env["OTEL_TRACES_SAMPLER_ARG"] ?? 1);
+  const root = Number.isFinite(ratio) ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
+  switch (env["OTEL_TRACES_SAMPLER"]) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "traceidratio":
+      return root;
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
 }
 
 /** Serves /metrics on the admin port; 503 when telemetry was not started in this process. */
@@ -58,14 +91,17 @@ export function metricsHandler(req: IncomingMessage, res: ServerResponse): void 
   prometheus.getMetricsRequestHandler(req, res);
 }
 
-function spanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
+async function spanProcessors(env: NodeJS.ProcessEnv): Promise<SpanProcessor[]> {
   const processors: SpanProcessor[] = [];
   if (env["OTEL_EXPORTER_OTLP_ENDPOINT"] || env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
     // http/protobuf by default, as the spec says; http/json when asked (the tests read it as JSON).
     const protocol = env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? env["OTEL_EXPORTER_OTLP_PROTOCOL"];
+    // Loaded only when configured: an exporter's module graph costs ~20 MB of resident memory.
+    const { OTLPTraceExporter } =
+      protocol === "http/json" ? await import("@opentelemetry/exporter-trace-otlp-http") : await import("@opentelemetry/exporter-trace-otlp-proto");
     processors.push(
       new BatchSpanProcessor({
-        exporter: protocol === "http/json" ? new OTLPJsonTraceExporter() : new OTLPTraceExporter(),
+        exporter: new OTLPTraceExporter(),
         scheduledDelayMillis: Number(env["OTEL_BSP_SCHEDULE_DELAY"] ?? 1_000),
       }),
     );

@@ -11,7 +11,6 @@ import {
   type Generated,
   type SqliteDatabase,
 } from "kysely";
-import pg from "pg";
 import { tracedDialect } from "./traced-dialect.ts";
 
 export type DatabaseKind = "sqlite" | "postgres";
@@ -47,9 +46,6 @@ export interface Database<Tables> {
 
 export type Migrations = Record<string, Migration>;
 
-// PostgreSQL returns BIGINT as a string to avoid precision loss; our bigints are epoch millis
-// and sequence numbers, which fit in a double.
-pg.types.setTypeParser(20, (value: string) => Number(value));
 
 /**
  * Opens a service's own database: SQLite (embedded default) for a file path or `sqlite:` URL,
@@ -60,7 +56,7 @@ export async function openDatabase<Tables>(
   serviceMigrations: Migrations,
   options: { system?: string } = {},
 ): Promise<Database<Tables>> {
-  const { dialect, kind } = dialectFor(url);
+  const { dialect, kind } = await dialectFor(url);
   const db = new Kysely<Tables & PlatformTables>({ dialect: tracedDialect(dialect, kind, options.system) });
   const migrator = new Migrator({
     db,
@@ -82,8 +78,13 @@ export async function openDatabase<Tables>(
   };
 }
 
-function dialectFor(url: string): { dialect: Dialect; kind: DatabaseKind } {
+async function dialectFor(url: string): Promise<{ dialect: Dialect; kind: DatabaseKind }> {
   if (/^postgres(ql)?:\/\//.test(url)) {
+    // Loaded only when used: a SQLite service need not carry the PostgreSQL driver in memory.
+    const { default: pg } = await import("pg");
+    // PostgreSQL returns BIGINT as a string to avoid precision loss; our bigints are epoch millis
+    // and sequence numbers, which fit in a double.
+    pg.types.setTypeParser(20, (value: string) => Number(value));
     return { dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 10 }) }), kind: "postgres" };
   }
   const file = url.replace(/^sqlite:(\/\/)?/, "");
