@@ -1,11 +1,12 @@
 /**
- * `make dev`: nats-server with JetStream, then identity, presence and audit as separate processes,
- * each ready before the table of endpoints is printed. Ctrl-C stops everything in order.
+ * `make dev`: nats-server with JetStream, then identity, presence, payments, shipping, orders and
+ * audit as separate processes, each ready before the table of endpoints is printed. Ctrl-C stops
+ * everything in order.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_PORTS, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
+import { DEFAULT_PORTS, peerEnv, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
 const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".data");
@@ -39,11 +40,17 @@ try {
       dataDir,
       jwksUrl,
       onLine: print,
-      env: { MESHWORK_ADMIN_EMAIL: admin.email, MESHWORK_ADMIN_PASSWORD: admin.password, RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1" },
+      env: {
+        MESHWORK_ADMIN_EMAIL: admin.email,
+        MESHWORK_ADMIN_PASSWORD: admin.password,
+        RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1",
+        ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name].rpc]))),
+      },
     });
   // identity first: it owns the IDENTITY stream and the JWKS the others verify tokens with.
   processes.push(await start("identity"));
-  processes.push(...(await Promise.all([start("presence"), start("audit")])));
+  // The rest together: audit reports ready once the streams of the others exist.
+  processes.push(...(await Promise.all(SERVICES.filter((name) => name !== "identity").map(start))));
 } catch (error) {
   print(`\nmake dev failed: ${(error as Error).message}`);
   await shutdown(1);
@@ -56,6 +63,9 @@ Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
   identity   http://127.0.0.1:${ports.identity.rpc}          http://127.0.0.1:${ports.identity.admin}   (JWKS: /.well-known/jwks.json)
   presence   http://127.0.0.1:${ports.presence.rpc}          http://127.0.0.1:${ports.presence.admin}
   audit      http://127.0.0.1:${ports.audit.rpc}          http://127.0.0.1:${ports.audit.admin}
+  orders     http://127.0.0.1:${ports.orders.rpc}          http://127.0.0.1:${ports.orders.admin}   (checkout saga: docs/saga.md)
+  payments   http://127.0.0.1:${ports.payments.rpc}          http://127.0.0.1:${ports.payments.admin}
+  shipping   http://127.0.0.1:${ports.shipping.rpc}          http://127.0.0.1:${ports.shipping.admin}
   nats       nats://127.0.0.1:${natsPort} (JetStream, data in ${path.relative(ROOT, dataDir) || "."}/nats)
 
   admin      ${admin.email} / ${admin.password}${admin.generated ? `   (generated now, kept in ${path.relative(ROOT, dataDir)}/admin-credentials.json)` : ""}

@@ -10,14 +10,24 @@ import { setTimeout as sleep } from "node:timers/promises";
  */
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
-export const SERVICES = ["identity", "presence", "audit"] as const;
+// Start order: audit last, since it is ready only once every stream it keeps exists.
+export const SERVICES = ["identity", "presence", "payments", "shipping", "orders", "audit"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export const DEFAULT_PORTS: Record<ServiceName, { rpc: number; admin: number }> = {
   identity: { rpc: 50051, admin: 9051 },
   presence: { rpc: 50052, admin: 9052 },
   audit: { rpc: 50053, admin: 9053 },
+  orders: { rpc: 50054, admin: 9054 },
+  payments: { rpc: 50055, admin: 9055 },
+  shipping: { rpc: 50056, admin: 9056 },
 };
+
+/** Where services find each other's RPC ports (orders calls identity, payments and shipping). */
+export function peerEnv(rpcPorts: Partial<Record<ServiceName, number>>): NodeJS.ProcessEnv {
+  const url = (name: ServiceName) => (rpcPorts[name] ? { [`${name.toUpperCase()}_URL`]: `http://127.0.0.1:${rpcPorts[name]}` } : {});
+  return { ...url("identity"), ...url("payments"), ...url("shipping") };
+}
 
 export function natsServerBinary(): string {
   const binary = path.join(ROOT, ".tools/bin/nats-server");

@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
-import { freePort, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "../../scripts/lib/system.ts";
+import { freePort, peerEnv, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "../../scripts/lib/system.ts";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 export const PROTOCOLS: Protocol[] = ["grpc", "connect", "grpc-web"];
@@ -74,6 +74,7 @@ export class TestSystem {
         MESHWORK_ADMIN_EMAIL: ADMIN.email,
         MESHWORK_ADMIN_PASSWORD: ADMIN.password,
         JWKS_REFETCH_FLOOR_MS: "200",
+        ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),
         ...FAST_ARGON2,
         ...this.options.commonEnv,
         ...this.options.env?.[name],

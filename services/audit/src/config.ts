@@ -7,7 +7,7 @@ const auditConfigSchema = baseConfigSchema.extend({
   /** The event streams audit keeps, comma-separated. Each gets its own durable consumer. */
   AUDIT_STREAMS: z
     .string()
-    .default("IDENTITY")
+    .default("IDENTITY,ORDERS,PAYMENTS,SHIPPING")
     .transform((value) => value.split(",").map((name) => name.trim()).filter(Boolean)),
 });
 

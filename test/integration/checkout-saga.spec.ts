@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import SQLite from "better-sqlite3";
+import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
+import { OrdersService, OrderState, type Order } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
+import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
+import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
+import { waitFor } from "../../scripts/lib/system.ts";
+import { adminToken, TestSystem } from "../support/harness.ts";
+
+describe("the checkout saga", function () {
+  this.timeout(60_000);
+  const system = new TestSystem({
+    env: {
+      // Fast polls and short leases, so a resumed saga is picked up within a second.
+      orders: { SAGA_POLL_MS: "100", SAGA_LEASE_MS: "1000", SAGA_RETRY_BASE_MS: "100", SAGA_RETRY_MAX_MS: "500" },
+      payments: { PAYMENTS_DECLINE_ABOVE_CENTS: "100000" },
+      shipping: { SHIPPING_UNSERVICEABLE_COUNTRIES: "XX,YY" },
+    },
+  });
+  let admin = "";
+  let member = "";
+
+  before(async () => {
+    await system.start();
+    admin = await adminToken(system);
+    member = await system.signIn("shopper@example.com", "a-shopper-passphrase");
+  });
+  after(() => system.stop());
+
+  const orders = (token = member) => system.client(OrdersService, "orders", "connect", token);
+  const place = (countryCode: string, unitPriceCents = 1_250n) =>
+    orders().placeOrder({
+      items: [{ sku: "mug", quantity: 2, unitPriceCents }],
+      currency: "EUR",
+      shippingAddress: { recipient: "Ada Lovelace", line1: "1 Main St", city: "Berlin", postalCode: "10115", countryCode },
+    });
+  const settled = async (id: string, state: OrderState): Promise<Order> => {
+    let order: Order | undefined;
+    await waitFor(async () => (order = (await orders().getOrder({ id })).order)?.state === state, `order ${id} to be ${OrderState[state]}`, 15_000, 50);
+    return order!;
+  };
+  /** What a service's own database holds about an order (the test reads it; services never do). */
+  const rows = (service: "payments" | "shipping" | "orders", sql: string, ...params: string[]) => {
+    const db = new SQLite(path.join(system.dataDir, `${service}.db`), { readonly: true });
+    try {
+      return db.prepare(sql).all(...params) as Record<string, unknown>[];
+    } finally {
+      db.close();
+    }
+  };
+  /** The subjects audit kept about an order, in publication order: audit consumes ORDERS, PAYMENTS and SHIPPING. */
+  const audited = async (orderId: string): Promise<string[]> => {
+    const page = await system.client(AuditService, "audit", "connect", admin).listEvents({ pageSize: 500 });
+    return page.events
+      .filter((event) => Object.values(JSON.parse(event.payloadJson) as Record<string, { orderId?: string }>)[0]?.orderId === orderId)
+      .map((event) => event.subject);
+  };
+  const auditedEventually = async (orderId: string, expected: string[]) => {
+    await waitFor(async () => (await audited(orderId)).length >= expected.length, `${expected.length} audited events of order ${orderId}`, 10_000, 100);
+    // Anything duplicated or extra would arrive within this window too.
+    await sleep(500);
+    assert.deepEqual(await audited(orderId), expected);
+  };
+  const streamMessages = async (stream: string) => (await (await system.jsm()).streams.info(stream)).state.messages;
+
+  it("confirms an order: one charge, one shipment, events on ORDERS, PAYMENTS and SHIPPING, all audited", async () => {
+    const { order: placed } = await place("DE");
+    assert.equal(placed!.state, OrderState.PENDING, "PlaceOrder answers before the saga runs");
+    assert.equal(placed!.amountCents, 2_500n);
+
+    const order = await settled(placed!.id, OrderState.CONFIRMED);
+    assert.ok(order.paymentId && order.shipmentId);
+    assert.deepEqual(rows("payments", "select id, state from payments where order_id = ?", order.id), [{ id: order.paymentId, state: "CHARGED" }]);
+    assert.deepEqual(rows("shipping", "select id from shipments where order_id = ?", order.id), [{ id: order.shipmentId }]);
+    for (const stream of ["ORDERS", "PAYMENTS", "SHIPPING"]) assert.ok((await streamMessages(stream)) > 0, `${stream} has events`);
+    await auditedEventually(order.id, ["orders.v1.order.placed", "payments.v1.payment.charged", "shipping.v1.shipment.created", "orders.v1.order.confirmed"]);
+  });
+
+  it("refunds the payment exactly once and cancels the order when shipping cannot serve the address", async () => {
+    const { order: placed } = await place("XX");
+    const order = await settled(placed!.id, OrderState.CANCELLED);
+    assert.match(order.cancellationReason, /not serviceable.*XX/);
+    assert.ok(order.paymentId, "it was charged before the shipment failed");
+    assert.equal(order.shipmentId, "");
+    assert.deepEqual(rows("payments", "select id, state from payments where order_id = ?", order.id), [{ id: order.paymentId, state: "REFUNDED" }]);
+    assert.deepEqual(rows("shipping", "select id from shipments where order_id = ?", order.id), []);
+    await auditedEventually(order.id, ["orders.v1.order.placed", "payments.v1.payment.charged", "payments.v1.payment.refunded", "orders.v1.order.cancelled"]);
+  });
+
+  it("cancels a declined order without refunding or shipping anything", async () => {
+    const { order: placed } = await place("DE", 60_000n);
+    const order = await settled(placed!.id, OrderState.CANCELLED);
+    assert.match(order.cancellationReason, /payment declined/);
+    assert.equal(order.paymentId, "");
+    assert.deepEqual(rows("payments", "select id from payments where order_id = ?", order.id), []);
+    await auditedEventually(order.id, ["orders.v1.order.placed", "orders.v1.order.cancelled"]);
+  });
+
+  it("resumes a saga after orders is killed between the charge and recording it, without charging twice", async () => {
+    await system.stopService("orders");
+    const crashing = await system.startService("orders", { MESHWORK_FAULT_CRASH_AFTER_CHARGE: "1" });
+    let orderId = "";
+    try {
+      // The answer usually leaves before the crash; if not, the order is in orders' database anyway.
+      const placed = await place("DE").catch(() => undefined);
+      assert.equal(await crashing.exited, -1, "killed by the fault hook");
+      assert.match(crashing.output(), /fault hook: crashing after the charge of order/);
+      orderId = placed?.order?.id ?? String(rows("orders", "select id from orders order by created_at desc limit 1")[0]!["id"]);
+      assert.deepEqual(rows("orders", "select state from orders where id = ?", orderId), [{ state: "PENDING" }], "the charge was never recorded");
+      assert.equal(rows("payments", "select id from payments where order_id = ?", orderId).length, 1, "but the money moved");
+    } finally {
+      await system.stopService("orders", "SIGKILL");
+      await system.startService("orders");
+    }
+    const order = await settled(orderId, OrderState.CONFIRMED);
+    const charges = rows("payments", "select id from payments where order_id = ?", orderId);
+    assert.deepEqual(charges, [{ id: order.paymentId }], "the retried charge answered the first payment");
+    await auditedEventually(orderId, ["orders.v1.order.placed", "payments.v1.payment.charged", "shipping.v1.shipment.created", "orders.v1.order.confirmed"]);
+  });
+
+  it("keeps payments and shipping to the saga: a member calling them directly is denied", async () => {
+    const denied = async (call: Promise<unknown>, code: Code) => {
+      const error = await call.then(() => undefined, (caught: unknown) => ConnectError.from(caught));
+      assert.equal(error?.code, code, `expected ${Code[code]}, got ${error ? Code[error.code] : "success"}`);
+    };
+    const payments = system.client(PaymentsService, "payments", "connect", member);
+    await denied(payments.charge({ idempotencyKey: "member:free-money", orderId: "o", userId: "u", amountCents: 1n, currency: "EUR" }), Code.PermissionDenied);
+    await denied(payments.refund({ idempotencyKey: "member:refund", paymentId: "p" }), Code.PermissionDenied);
+    await denied(system.client(ShippingService, "shipping", "connect", member).createShipment({ idempotencyKey: "k", orderId: "o" }), Code.PermissionDenied);
+    await denied(system.client(PaymentsService, "payments").charge({ idempotencyKey: "anonymous" }), Code.Unauthenticated);
+    assert.deepEqual(rows("payments", "select id from payments where charge_key like 'member:%'"), []);
+  });
+
+  it("shows an order to its owner and an admin only", async () => {
+    const { order } = await place("DE");
+    const other = await system.signIn("someone-else@example.com", "another-shopper-passphrase");
+    await assert.rejects(orders(other).getOrder({ id: order!.id }), (error: unknown) => ConnectError.from(error).code === Code.NotFound);
+    assert.equal((await orders(admin).getOrder({ id: order!.id })).order?.id, order!.id);
+  });
+});
