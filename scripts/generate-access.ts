@@ -8,10 +8,13 @@ import path from "node:path";
 import { PUBLIC, type AccessTable } from "@meshwork/platform";
 import { access as audit } from "../services/audit/src/access.ts";
 import { access as identity } from "../services/identity/src/access.ts";
+import { access as orders } from "../services/orders/src/access.ts";
+import { access as payments } from "../services/payments/src/access.ts";
 import { access as presence } from "../services/presence/src/access.ts";
+import { access as shipping } from "../services/shipping/src/access.ts";
 import { ROOT } from "./lib/system.ts";
 
-export const accessTables: Record<string, AccessTable> = { identity, presence, audit };
+export const accessTables: Record<string, AccessTable> = { identity, presence, audit, orders, payments, shipping };
 
 export function renderAccessJson(tables: Record<string, AccessTable>): string {
   const services = Object.fromEntries(

@@ -32,6 +32,9 @@ const ports: Record<string, { rpc: number; admin: number }> = {
   identity: { rpc: 50051, admin: 9051 },
   presence: { rpc: 50052, admin: 9052 },
   audit: { rpc: 50053, admin: 9053 },
+  orders: { rpc: 50054, admin: 9054 },
+  payments: { rpc: 50055, admin: 9055 },
+  shipping: { rpc: 50056, admin: 9056 },
 };
 
 describe("mesh policy rendered from files/access.json", function () {

@@ -28,7 +28,7 @@ interface PodSpec {
 }
 
 const rendered = resolve(import.meta.dirname, "../../charts/meshwork/examples/prod/rendered");
-const services = ["identity", "presence", "audit"];
+const services = ["identity", "presence", "audit", "orders", "payments", "shipping"];
 
 function load(dir: string): K8sObject[] {
   return readdirSync(dir).flatMap((entry) => {

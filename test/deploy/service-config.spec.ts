@@ -15,10 +15,10 @@ describe("chart configuration accepted by the services", function () {
   const configMaps = render().filter((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("meshwork-"));
 
   it("renders one ConfigMap per service", function () {
-    assert.deepEqual(configMaps.map((c) => c.metadata.name).sort(), ["meshwork-audit", "meshwork-identity", "meshwork-presence"]);
+    assert.deepEqual(configMaps.map((c) => c.metadata.name).sort(), ["meshwork-audit", "meshwork-identity", "meshwork-orders", "meshwork-payments", "meshwork-presence", "meshwork-shipping"]);
   });
 
-  for (const service of ["identity", "presence", "audit"]) {
+  for (const service of ["identity", "presence", "audit", "orders", "payments", "shipping"]) {
     it(`${service} passes --check-config with the rendered environment`, function () {
       const config = configMaps.find((c) => c.metadata.name === `meshwork-${service}`);
       assert.ok(config?.data, `no ConfigMap for ${service}`);
