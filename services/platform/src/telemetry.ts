@@ -47,7 +47,12 @@ export async function startTelemetry(options: TelemetryOptions): Promise<void> {
     "deployment.environment.name": options.environment,
   }).merge(detectResources({ detectors: [envDetector, hostDetector, processDetector] }));
   prometheus = new PrometheusExporter({ preventServerStart: true });
-  const tracer = new TracerProvider({ resource, sampler: samplerFromEnv(env), spanProcessors: await spanProcessors(env) });
+  const processors = await spanProcessors(env);
+  // With no exporter, spans would be built only to be dropped: sample nothing unless asked.
+  // Trace and span ids are still created and propagated, so events and logs keep their trace ids.
+  const collecting = !(processors.length === 1 && processors[0] instanceof NoopSpanProcessor);
+  const sampler = collecting || env["OTEL_TRACES_SAMPLER"] ? samplerFromEnv(env) : new AlwaysOffSampler();
+  const tracer = new TracerProvider({ resource, sampler, spanProcessors: processors });
   const meter = new MeterProvider({ resource, readers: [prometheus] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
