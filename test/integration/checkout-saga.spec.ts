@@ -9,10 +9,15 @@ import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_p
 import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
 import { waitFor } from "../../scripts/lib/system.ts";
 import { adminToken, TestSystem } from "../support/harness.ts";
+import { OtlpReceiver } from "../support/otlp-receiver.ts";
 
 describe("the checkout saga", function () {
   this.timeout(60_000);
+  const receiver = new OtlpReceiver();
+  // Filled in once the receiver listens; the harness reads it when it starts each service.
+  const commonEnv: NodeJS.ProcessEnv = {};
   const system = new TestSystem({
+    commonEnv,
     env: {
       // Fast polls and short leases, so a resumed saga is picked up within a second.
       orders: { SAGA_POLL_MS: "100", SAGA_LEASE_MS: "1000", SAGA_RETRY_BASE_MS: "100", SAGA_RETRY_MAX_MS: "500" },
@@ -24,11 +29,15 @@ describe("the checkout saga", function () {
   let member = "";
 
   before(async () => {
+    Object.assign(commonEnv, (await receiver.start()).env());
     await system.start();
     admin = await adminToken(system);
     member = await system.signIn("shopper@example.com", "a-shopper-passphrase");
   });
-  after(() => system.stop());
+  after(async () => {
+    await system.stop();
+    await receiver.stop();
+  });
 
   const orders = (token = member) => system.client(OrdersService, "orders", "connect", token);
   const place = (countryCode: string, unitPriceCents = 1_250n) =>
@@ -77,6 +86,30 @@ describe("the checkout saga", function () {
     assert.deepEqual(rows("shipping", "select id from shipments where order_id = ?", order.id), [{ id: order.shipmentId }]);
     for (const stream of ["ORDERS", "PAYMENTS", "SHIPPING"]) assert.ok((await streamMessages(stream)) > 0, `${stream} has events`);
     await auditedEventually(order.id, ["orders.v1.order.placed", "payments.v1.payment.charged", "shipping.v1.shipment.created", "orders.v1.order.confirmed"]);
+  });
+
+  it("follows an order's whole saga in the trace of the PlaceOrder call", async () => {
+    const { order: placed } = await place("DE");
+    await settled(placed!.id, OrderState.CONFIRMED);
+    await waitFor(async () => (await audited(placed!.id)).length === 4, "the saga's events in audit");
+    const events = (await system.client(AuditService, "audit", "connect", admin).listEvents({ pageSize: 500 })).events.filter((event) =>
+      event.payloadJson.includes(placed!.id),
+    );
+    const traceIds = new Set(events.map((event) => event.traceId));
+    assert.equal(traceIds.size, 1, `one trace for placed, charged, shipped and confirmed: ${[...traceIds].join(", ")}`);
+    const [traceId] = traceIds;
+    const names = () => receiver.trace(traceId!).map((span) => `${span.service}:${span.name}`);
+    const expected = [
+      "orders:meshwork.orders.v1.OrdersService/PlaceOrder",
+      "orders:orders saga charge",
+      "payments:meshwork.payments.v1.PaymentsService/Charge",
+      "orders:orders saga ship",
+      "shipping:meshwork.shipping.v1.ShippingService/CreateShipment",
+      "orders:orders.v1.order.confirmed publish",
+    ];
+    await waitFor(() => expected.every((name) => names().includes(name)), "the saga's spans", 10_000, 100).catch(() => {
+      assert.fail(`missing ${expected.filter((name) => !names().includes(name)).join(", ")} in ${names().join(", ")}`);
+    });
   });
 
   it("refunds the payment exactly once and cancels the order when shipping cannot serve the address", async () => {
