@@ -10,6 +10,7 @@ import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_p
 import { waitFor } from "../../scripts/lib/system.ts";
 import { adminToken, TestSystem } from "../support/harness.ts";
 import { OtlpReceiver } from "../support/otlp-receiver.ts";
+import { postgresAvailable, ThrowawayPostgres } from "../support/postgres.ts";
 
 describe("the checkout saga", function () {
   this.timeout(60_000);
@@ -172,5 +173,40 @@ describe("the checkout saga", function () {
     const other = await system.signIn("someone-else@example.com", "another-shopper-passphrase");
     await assert.rejects(orders(other).getOrder({ id: order!.id }), (error: unknown) => ConnectError.from(error).code === Code.NotFound);
     assert.equal((await orders(admin).getOrder({ id: order!.id })).order?.id, order!.id);
+  });
+});
+
+describe("the checkout saga on PostgreSQL", function () {
+  this.timeout(60_000);
+  const postgres = new ThrowawayPostgres();
+  let system: TestSystem | undefined;
+
+  before(async function () {
+    if (!postgresAvailable()) this.skip();
+    await postgres.start(["orders", "payments", "shipping"]);
+    system = new TestSystem({
+      services: ["identity", "payments", "shipping", "orders"],
+      env: {
+        orders: { DATABASE_URL: postgres.url("orders"), SAGA_POLL_MS: "100" },
+        payments: { DATABASE_URL: postgres.url("payments") },
+        shipping: { DATABASE_URL: postgres.url("shipping") },
+      },
+    });
+    await system.start();
+  });
+  after(async () => {
+    await system?.stop();
+    await postgres.stop();
+  });
+
+  it("confirms one order and refunds another with each service on its own database", async () => {
+    const orders = system!.client(OrdersService, "orders", "connect", await system!.signIn("pg-shopper@example.com", "a-postgres-passphrase"));
+    for (const [countryCode, state] of [["DE", OrderState.CONFIRMED], ["XX", OrderState.CANCELLED]] as const) {
+      const { order } = await orders.placeOrder({ items: [{ sku: "mug", quantity: 1, unitPriceCents: 900n }], shippingAddress: { recipient: "Ada", line1: "1 Main St", city: "Berlin", countryCode } });
+      await waitFor(async () => (await orders.getOrder({ id: order!.id })).order?.state === state, `order to be ${OrderState[state]}`, 15_000, 50);
+    }
+    assert.equal(await postgres.query("select state, count(*)::int as n from payments group by state order by state", "payments", "payments"), '[{"state":"CHARGED","n":1},{"state":"REFUNDED","n":1}]');
+    assert.equal(await postgres.query("select count(*)::int as n from shipments", "shipping", "shipping"), '[{"n":1}]');
+    await waitFor(async () => (await postgres.query("select count(*)::int as n from outbox where published_at is null", "orders", "orders")) === '[{"n":0}]', "orders' outbox drained");
   });
 });
