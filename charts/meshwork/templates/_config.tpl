@@ -21,12 +21,16 @@ MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
 SIGNING_KEYS_AUTOCREATE: "false"
 SIGNING_KEYS_FILE: {{ printf "/var/run/secrets/meshwork/signing-keys/%s" $v.identity.signingKeys.fileName | quote }}
 {{- end }}
+{{- if eq .name "orders" }}
+# orders drives the saga as the bootstrap admin unless ORDERS_SERVICE_EMAIL/PASSWORD are set in env.
+MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
+{{- end }}
 {{- range $key, $value := .svc.env }}
 {{ $key }}: {{ $value | quote }}
 {{- end }}
 {{- end }}
 
-{{/* identity's secret settings: the bootstrap admin password. */}}
+{{/* The bootstrap admin password: identity creates the admin with it, orders signs in with it. */}}
 {{- define "meshwork.identity.env" -}}
 - name: MESHWORK_ADMIN_PASSWORD
   valueFrom:

@@ -10,4 +10,6 @@ export const access = defineAccess(
     SignOut: SIGNED_IN,
     SetUserRoles: ["admin"],
   }),
+  // orders signs in as its service account to drive the checkout saga (docs/saga.md).
+  { orders: [`/${IdentityService.typeName}/SignIn`] },
 );
