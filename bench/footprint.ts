@@ -1,7 +1,7 @@
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
-import { freePort, SERVICES, spawnManaged, startNats, startService, type ManagedProcess, type ServiceName } from "../scripts/lib/system.ts";
+import { freePort, SERVICES, spawnManaged, startNats, type ManagedProcess, type ServiceName } from "../scripts/lib/system.ts";
 import { type Benchmark } from "./lib/context.ts";
 import { closedLoop, grpcFrame, h2load } from "./lib/load.ts";
 import { metric, type Metric } from "./lib/report.ts";
@@ -24,7 +24,7 @@ const BARE_NODE = `require("node:http").createServer((q, s) => s.end("ok")).list
 
 /**
  * 4. Footprint: for each run a fresh system in a fresh directory, started the way `make dev`
- * does (nats-server, then identity, then presence and audit together), timing each service from
+ * does (nats-server, then identity, then the other services together), timing each service from
  * spawn to its first 200 on /readyz (polled every 5 ms) and the whole system from the nats-server
  * spawn to the last readyz. Then VmRSS of each process after 2 s idle, and its peak while the
  * system is under mixed load (sign-ins at concurrency 8, GetOnlineCount by h2load, and the
@@ -52,22 +52,12 @@ export const footprint: Benchmark = {
         for (const name of SERVICES) system.ports.set(name, { rpc: await freePort(), admin: await freePort() });
         const timed = async (name: ServiceName) => {
           const spawned = performance.now();
-          const service = await startService({
-            name,
-            rpcPort: system.ports.get(name)!.rpc,
-            adminPort: system.ports.get(name)!.admin,
-            natsPort: system.natsPort,
-            dataDir: system.dataDir,
-            jwksUrl: `http://127.0.0.1:${system.ports.get("identity")!.admin}/.well-known/jwks.json`,
-            waitUntilReady: false,
-            env: system.serviceEnv(name),
-          });
-          system.processes.set(name, service);
+          const service = await system.startService(name, {}, false);
           await pollReady(`${system.adminUrl(name)}/readyz`, service);
           ready[name]!.push(performance.now() - spawned);
         };
         await timed("identity");
-        await Promise.all([timed("presence"), timed("audit")]);
+        await Promise.all(SERVICES.filter((name) => name !== "identity").map(timed));
         ready["system"]!.push(performance.now() - started);
 
         await sleep(2_000 * context.timeScale);
@@ -106,7 +96,7 @@ export const footprint: Benchmark = {
       })),
     );
     return {
-      settings: { readyPollMs: POLL_MS, idleSeconds: 2 * context.timeScale, loadSeconds: 3 * context.timeScale, startOrder: "nats, identity, then presence + audit in parallel (as make dev)" },
+      settings: { readyPollMs: POLL_MS, idleSeconds: 2 * context.timeScale, loadSeconds: 3 * context.timeScale, startOrder: "nats, identity, then every other service in parallel (as make dev)" },
       metrics,
       notes: [
         "RSS is VmRSS from /proc/<pid>/status (MiB; the 100 MB target is checked in MB). Under load = the highest of samples every 100 ms during 3 s of sign-ins at concurrency 8 (identity's default argon2id, 19 MiB per hash in flight), GetOnlineCount at 16 in flight, and the events the sign-ins publish.",
