@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { DEFAULT_PORTS } from "../../scripts/lib/system.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const chartDir = join(root, "charts/meshwork");
@@ -28,14 +29,8 @@ interface K8sObject {
   spec?: Record<string, unknown>;
 }
 
-const ports: Record<string, { rpc: number; admin: number }> = {
-  identity: { rpc: 50051, admin: 9051 },
-  presence: { rpc: 50052, admin: 9052 },
-  audit: { rpc: 50053, admin: 9053 },
-  orders: { rpc: 50054, admin: 9054 },
-  payments: { rpc: 50055, admin: 9055 },
-  shipping: { rpc: 50056, admin: 9056 },
-};
+// The chart's default ports are the local ones (charts/meshwork/values.yaml follows them).
+const ports: Record<string, { rpc: number; admin: number }> = DEFAULT_PORTS;
 
 describe("mesh policy rendered from files/access.json", function () {
   this.timeout(60_000);
