@@ -123,8 +123,12 @@ if [[ -x "$nats_bin" ]]; then
   nats_pid=$!
   trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
   n=0
-  # identity first: it creates the IDENTITY stream the others' consumers wait for (as in a cluster).
-  ordered=(); for svc in "${services[@]}"; do [[ $svc == identity ]] && ordered=(identity "${ordered[@]}") || ordered+=("$svc"); done
+  # identity first: it creates the IDENTITY stream the others' consumers wait for (as in a
+  # cluster); audit last: it keeps every stream, so it is ready only once all of them exist.
+  ordered=()
+  for svc in "${services[@]}"; do [[ $svc == identity ]] && ordered+=(identity); done
+  for svc in "${services[@]}"; do [[ $svc == identity || $svc == audit ]] || ordered+=("$svc"); done
+  for svc in "${services[@]}"; do [[ $svc == audit ]] && ordered+=(audit); done
   for svc in "${ordered[@]}"; do
     image="meshwork/$svc:$TAG"; admin=$((19051 + n)); rpc=$((15051 + n)); n=$((n + 1))
     ctr=$(buildah from --pull-never "$image")
