@@ -45,9 +45,20 @@ export class LocalSystem {
   }
 
   async start(): Promise<this> {
-    this.natsPort = await freePort();
+    // The OS may hand the same ephemeral port out twice in a row; each must be distinct here.
+    const taken = new Set<number>();
+    const distinctPort = async (): Promise<number> => {
+      for (;;) {
+        const port = await freePort();
+        if (!taken.has(port)) {
+          taken.add(port);
+          return port;
+        }
+      }
+    };
+    this.natsPort = await distinctPort();
     await this.startNats();
-    for (const name of SERVICES) this.ports.set(name, { rpc: await freePort(), admin: await freePort() });
+    for (const name of SERVICES) this.ports.set(name, { rpc: await distinctPort(), admin: await distinctPort() });
     const wanted = this.options.services ?? [...SERVICES];
     for (const name of wanted) await this.startService(name);
     return this;

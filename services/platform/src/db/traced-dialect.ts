@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from "kysely";
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from "kysely";
 import type { DatabaseKind } from "./database.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/db");
@@ -40,6 +40,16 @@ class TracedDriver implements Driver {
   }
   rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     return this.inner.rollbackTransaction(unwrap(connection));
+  }
+  // Savepoints let the consumer apply a batch in one transaction with each event isolated.
+  async savepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler["compileQuery"]): Promise<void> {
+    await this.inner.savepoint!(unwrap(connection), name, compileQuery);
+  }
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler["compileQuery"]): Promise<void> {
+    await this.inner.rollbackToSavepoint!(unwrap(connection), name, compileQuery);
+  }
+  async releaseSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler["compileQuery"]): Promise<void> {
+    await this.inner.releaseSavepoint!(unwrap(connection), name, compileQuery);
   }
   releaseConnection(connection: DatabaseConnection): Promise<void> {
     return this.inner.releaseConnection(unwrap(connection));

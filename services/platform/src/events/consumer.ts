@@ -9,7 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { headers as makeHeaders, nanos, type NatsConnection } from "@nats-io/transport-node";
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { Kysely, Transaction } from "kysely";
+import type { ControlledTransaction, Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
 import { consumerLag, eventsConsumed, eventsDeadLettered, eventsRedelivered } from "../metrics.ts";
@@ -50,6 +50,9 @@ export function defineConsumer<Tables, Desc extends DescMessage>(spec: ConsumerS
 }
 
 type Outcome = "applied" | "duplicate";
+
+/** Events applied in one transaction at most; bounds how much one failed commit sends back. */
+const MAX_BATCH = 100;
 
 /**
  * Runs one durable pull consumer: explicit acks, bounded retries with backoff, then a dead letter
@@ -145,6 +148,11 @@ export class ConsumerRunner<Tables> {
 
   /** Applies one event as the live consumer would: used by replays and rebuilds. */
   async apply(envelope: EventEnvelope, data: Uint8Array, streamSequence: number): Promise<Outcome> {
+    return this.db.transaction().execute((trx) => this.applyIn(trx, envelope, data, streamSequence));
+  }
+
+  /** Records the event id and runs the handler in `trx`; a seen id is a duplicate and changes nothing. */
+  private async applyIn(trx: Transaction<Tables & PlatformTables>, envelope: EventEnvelope, data: Uint8Array, streamSequence: number): Promise<Outcome> {
     const event: ReceivedEvent<MessageShape<DescMessage>> = {
       ...envelope,
       message: (this.spec.schema ? fromBinary(this.spec.schema, data) : undefined) as MessageShape<DescMessage>,
@@ -152,16 +160,14 @@ export class ConsumerRunner<Tables> {
       traceId: traceIdOf(envelope.traceparent),
       streamSequence,
     };
-    return this.db.transaction().execute(async (trx) => {
-      const inserted = await trx
-        .insertInto("processed_events")
-        .values({ consumer: this.spec.name, event_id: envelope.id, processed_at: Date.now() } as never)
-        .onConflict((conflict) => conflict.doNothing())
-        .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
-      await this.spec.handle(event, trx as unknown as Transaction<Tables & PlatformTables>);
-      return "applied";
-    });
+    const inserted = await (trx as unknown as Transaction<PlatformTables>)
+      .insertInto("processed_events")
+      .values({ consumer: this.spec.name, event_id: envelope.id, processed_at: Date.now() })
+      .onConflict((conflict) => conflict.doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+    await this.spec.handle(event, trx);
+    return "applied";
   }
 
   /**
@@ -200,20 +206,58 @@ export class ConsumerRunner<Tables> {
     });
   }
 
+  /**
+   * Takes whatever has already arrived (up to MAX_BATCH) and applies it in one transaction, each
+   * event under its own savepoint: one commit per batch instead of one per event, while a failing
+   * event still rolls back alone and is retried or dead-lettered alone. Acks follow the commit.
+   */
   private async run(messages: ConsumerMessages): Promise<void> {
-    for await (const msg of messages) {
-      await this.exclusive(() => this.process(msg));
+    const iterator = messages[Symbol.asyncIterator]();
+    for (;;) {
+      const first = await iterator.next();
+      if (first.done) return;
+      const batch = [first.value];
+      while (batch.length < MAX_BATCH && messages.getPending() > 0) {
+        const next = await iterator.next();
+        if (next.done) break;
+        batch.push(next.value);
+      }
+      await this.exclusive(() => this.processBatch(batch));
     }
   }
 
-  private async process(msg: JsMsg): Promise<void> {
+  private async processBatch(batch: JsMsg[]): Promise<void> {
+    const results: { msg: JsMsg; outcome?: Outcome; error?: Error }[] = [];
+    const trx = await this.db.startTransaction().execute();
+    try {
+      for (const msg of batch) results.push(await this.processInBatch(trx, msg));
+      await trx.commit().execute();
+    } catch (error) {
+      // The batch itself failed (the commit, the connection): nothing was applied, and each
+      // message goes through the usual bounded retries, so a persistent fault ends in DEADLETTER.
+      await trx.rollback().execute().catch(() => undefined);
+      this.log.warn({ err: (error as Error).message, messages: batch.length }, "event batch failed");
+      for (const msg of batch) await this.retryOrDeadLetter(msg, error as Error, msg.info.deliveryCount);
+      return;
+    }
+    for (const { msg, outcome, error } of results) {
+      if (outcome) {
+        msg.ack();
+        eventsConsumed.add(1, { consumer: this.spec.name, outcome });
+      } else {
+        await this.retryOrDeadLetter(msg, error!, msg.info.deliveryCount);
+      }
+    }
+  }
+
+  private async processInBatch(trx: ControlledTransaction<Tables & PlatformTables>, msg: JsMsg): Promise<{ msg: JsMsg; outcome?: Outcome; error?: Error }> {
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) eventsRedelivered.add(1, { consumer: this.spec.name });
     const parent = propagation.extract(ROOT_CONTEXT, {
       traceparent: msg.headers?.get("traceparent") || undefined,
       tracestate: msg.headers?.get("tracestate") || undefined,
     });
-    await tracer.startActiveSpan(
+    return tracer.startActiveSpan(
       `${msg.subject} process`,
       {
         kind: SpanKind.CONSUMER,
@@ -230,15 +274,17 @@ export class ConsumerRunner<Tables> {
       },
       parent,
       async (span) => {
+        const savepoint = await trx.savepoint("event").execute();
         try {
-          const envelope = fromHeaders(msg.headers, msg.subject);
-          const outcome = await this.apply(envelope, msg.data, msg.seq);
+          const outcome = await this.applyIn(savepoint, fromHeaders(msg.headers, msg.subject), msg.data, msg.seq);
+          await savepoint.releaseSavepoint("event").execute();
           span.setAttribute("meshwork.outcome", outcome);
-          msg.ack();
-          eventsConsumed.add(1, { consumer: this.spec.name, outcome });
+          return { msg, outcome };
         } catch (error) {
+          await savepoint.rollbackToSavepoint("event").execute();
+          await savepoint.releaseSavepoint("event").execute();
           span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          await this.retryOrDeadLetter(msg, error as Error, deliveries);
+          return { msg, error: error as Error };
         } finally {
           span.end();
         }
