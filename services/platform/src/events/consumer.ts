@@ -213,16 +213,30 @@ export class ConsumerRunner<Tables> {
    */
   private async run(messages: ConsumerMessages): Promise<void> {
     const iterator = messages[Symbol.asyncIterator]();
+    // A next() that did not settle before the batch closed is kept for the following batch: an
+    // async iterator's next() cannot be taken back, and its message must not be dropped.
+    let waiting: Promise<IteratorResult<JsMsg>> | undefined;
     for (;;) {
-      const first = await iterator.next();
+      const first = await (waiting ?? iterator.next());
+      waiting = undefined;
       if (first.done) return;
       const batch = [first.value];
-      while (batch.length < MAX_BATCH && messages.getPending() > 0) {
-        const next = await iterator.next();
-        if (next.done) break;
+      let done = false;
+      while (batch.length < MAX_BATCH) {
+        waiting = iterator.next();
+        // Messages already buffered settle within microtasks; setImmediate runs after them, so it
+        // wins only when nothing more has arrived yet, and the batch closes without waiting.
+        const next = await Promise.race([waiting, new Promise<"none yet">((resolve) => setImmediate(() => resolve("none yet")))]);
+        if (next === "none yet") break;
+        waiting = undefined;
+        if (next.done) {
+          done = true;
+          break;
+        }
         batch.push(next.value);
       }
       await this.exclusive(() => this.processBatch(batch));
+      if (done) return;
     }
   }
 
