@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawnManaged, waitFor } from "../../scripts/lib/system.ts";
+import net from "node:net";
+import { DEFAULT_PORTS, spawnManaged, waitFor } from "../../scripts/lib/system.ts";
 
 describe("make dev", function () {
   this.timeout(60_000);
@@ -10,7 +11,7 @@ describe("make dev", function () {
   after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   it("brings nats-server, identity, presence and audit up in under 20 s, prints endpoints and credentials, and stops cleanly on Ctrl-C", async () => {
-    const offset = 1_000 + Math.floor(Math.random() * 5_000);
+    const offset = await freeOffset();
     const dev = spawnManaged("dev", process.execPath, ["scripts/dev.ts"], {
       env: { MESHWORK_DEV_DATA_DIR: dataDir, MESHWORK_DEV_PORT_OFFSET: String(offset), MESHWORK_ADMIN_PASSWORD: "", MESHWORK_ADMIN_EMAIL: "" },
     });
@@ -31,3 +32,24 @@ describe("make dev", function () {
     await assert.rejects(fetch(`http://127.0.0.1:${9051 + offset}/healthz`), "identity is gone");
   });
 });
+
+/**
+ * An offset that moves every port of `make dev` onto ports free right now. The shifted RPC ports
+ * land in Linux's ephemeral range, where outgoing connections also take ports, so check first.
+ */
+async function freeOffset(): Promise<number> {
+  const ports = [4222, ...Object.values(DEFAULT_PORTS).flatMap(({ rpc, admin }) => [rpc, admin])];
+  for (;;) {
+    const offset = 1_000 + Math.floor(Math.random() * 5_000);
+    const free = await Promise.all(ports.map((port) => isFree(port + offset)));
+    if (free.every(Boolean)) return offset;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
