@@ -38,7 +38,7 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
-dev: install ## run nats-server, identity, presence and audit locally (Ctrl-C stops them)
+dev: install ## run nats-server and every service locally (Ctrl-C stops them)
 	node scripts/dev.ts
 
 generate: install ## regenerate TypeScript from the .proto files and the chart's access tables from the services

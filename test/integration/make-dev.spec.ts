@@ -10,7 +10,7 @@ describe("make dev", function () {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-dev-"));
   after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-  it("brings nats-server, identity, presence and audit up in under 20 s, prints endpoints and credentials, and stops cleanly on Ctrl-C", async () => {
+  it("brings nats-server and every service up in under 20 s, prints endpoints and credentials, and stops cleanly on Ctrl-C", async () => {
     const offset = await freeOffset();
     const dev = spawnManaged("dev", process.execPath, ["scripts/dev.ts"], {
       env: { MESHWORK_DEV_DATA_DIR: dataDir, MESHWORK_DEV_PORT_OFFSET: String(offset), MESHWORK_ADMIN_PASSWORD: "", MESHWORK_ADMIN_EMAIL: "" },
