@@ -217,3 +217,23 @@ describe("sign-in timing", function () {
     assert.ok(ratio > 0.5 && ratio < 2, `unknown/known median time ratio ${ratio.toFixed(2)} (${median(unknown).toFixed(1)} ms vs ${median(known).toFixed(1)} ms)`);
   });
 });
+
+describe("throttling by source address", function () {
+  this.timeout(60_000);
+  const system = new TestSystem({ services: ["identity"], env: { identity: { THROTTLE_ADDRESS_FAILURES: "5" } } });
+  before(() => system.start());
+  after(() => system.stop());
+
+  it("throttles an address that fails against many accounts, even for an account it never tried", async () => {
+    const identity = system.client(IdentityService, "identity");
+    await identity.signUp({ email: "fresh@example.com", password: "fresh-account-passphrase", displayName: "Fresh" });
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await assert.rejects(identity.signIn({ email: `sprayed-${attempt}@example.com`, password: "password-spray-guess" }), (error: ConnectError) => error.code === Code.Unauthenticated);
+    }
+    await assert.rejects(identity.signIn({ email: "fresh@example.com", password: "fresh-account-passphrase" }), (error: ConnectError) => {
+      assert.equal(error.code, Code.ResourceExhausted);
+      assert.ok(Number(error.metadata.get("retry-after")) > 0);
+      return true;
+    });
+  });
+});
