@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { IDENTITY_STREAM, subjects } from "../services/identity/src/events.ts";
 import { PROJECTION_CONSUMER } from "../services/presence/src/events.ts";
 import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
-import { mergeEnv, profileEnv, type Benchmark } from "./lib/context.ts";
+import { profileEnv, type Benchmark } from "./lib/context.ts";
 import { metric } from "./lib/report.ts";
 import { percentiles } from "./lib/stats.ts";
 import { BenchSystem } from "./lib/system.ts";
@@ -32,7 +32,6 @@ interface Target {
   lastSeq(): Promise<number>;
 }
 
-const STATEMENT_CACHE: NodeJS.ProcessEnv = { NODE_OPTIONS: "--import ./bench/lib/statement-cache-preload.ts" };
 
 /**
  * 2. The event pipeline: synthetic identity.v1.user.signed_in events, with the CloudEvents headers
@@ -47,9 +46,6 @@ export const pipeline: Benchmark = {
   title: "Event pipeline (publish to committed presence projection) vs raw JetStream",
   async run(context) {
     const system = await new BenchSystem({ services: [], env: { presence: profileEnv(context, "pipeline-presence") } }).start();
-    // Experiment: presence with a prepared-statement cache (bench/lib/statement-cache-preload.ts),
-    // in a system of its own so that it has its own durable consumer.
-    const cached = await new BenchSystem({ services: [], env: { presence: mergeEnv(STATEMENT_CACHE, profileEnv(context, "pipeline-presence-cache")) } }).start();
     let raw: ManagedProcess | undefined;
     const watchers: AckWatcher[] = [];
     try {
@@ -63,20 +59,11 @@ export const pipeline: Benchmark = {
         return { acks, js: jetstream(connection, { timeout: 10_000 }), lastSeq: (stream: string) => jsm.streams.info(stream).then((info) => info.state.last_seq) };
       };
       const main = await connect(system);
-      const experiment = await connect(cached);
       raw = spawnManaged("raw-consumer", process.execPath, ["bench/workers/raw-consumer.ts", String(system.natsPort), RAW_STREAM.name, RAW_CONSUMER, RAW_SUBJECT], {});
       await waitFor(() => raw!.output().includes("ready"), "raw consumer", 10_000);
       const targets: Target[] = [
         { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER, ...main, lastSeq: () => main.lastSeq(RAW_STREAM.name) },
         { label: "presence", stream: IDENTITY_STREAM.name, subject: subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
-        {
-          label: "presence+cache",
-          stream: IDENTITY_STREAM.name,
-          subject: subjects.signedIn,
-          consumer: PROJECTION_CONSUMER,
-          ...experiment,
-          lastSeq: () => experiment.lastSeq(IDENTITY_STREAM.name),
-        },
       ];
       const count = Math.round(3_000 * context.timeScale);
       const latencyEvents = Math.round(3 * RATE * context.timeScale);
@@ -104,7 +91,6 @@ export const pipeline: Benchmark = {
       }
       const r = results.get("raw")!;
       const p = results.get("presence")!;
-      const c = results.get("presence+cache")!;
       return {
         settings: { throughputEvents: count, window: WINDOW, latencyRate: RATE, latencyEvents, stream: "file storage, 2 min duplicate window" },
         metrics: [
@@ -118,19 +104,15 @@ export const pipeline: Benchmark = {
             met: value.median < 10,
           })),
           metric(`latency max at ${RATE} events/s`, "ms", "lower", p.max, { name: "raw max", values: r.max }),
-          metric("experiment: events/s with a statement cache", "events/s", "higher", c.eps, { name: "raw JetStream events/s", values: r.eps }),
-          metric(`experiment: latency p99 at ${RATE} events/s with a statement cache`, "ms", "lower", c.p99, { name: "raw p99", values: r.p99 }),
         ],
         notes: [
           `Throughput: ${count} events published with up to ${WINDOW} awaiting their PubAck, timed from the first publish to the last consumer ack. Latency: ${latencyEvents} events paced at ${RATE}/s, each timed from its publish call to its ack.`,
-          "experiment rows: presence started with `--import ./bench/lib/statement-cache-preload.ts` (better-sqlite3 statements compiled once per SQL text), in a second system of its own; not a service change.",
           "Only nats-server and presence run (the bench creates the IDENTITY stream itself); audit, which also consumes IDENTITY, is not started so the figure is presence's hop alone.",
         ],
       };
     } finally {
       for (const watcher of watchers) watcher.close();
       await raw?.stop("SIGTERM");
-      await cached.stop();
       await system.stop();
     }
   },

@@ -15,17 +15,13 @@ const STREAMS = 4;
 
 /**
  * Tracing modes presence is restarted in. "default" is what `make dev` runs: no exporter, so the
- * platform registers a NoopSpanProcessor, yet spans are still sampled and built. "otlp" exports
- * every span to a loopback sink in this process. "off" turns the sampler off: spans are not built.
+ * platform samples nothing (ids still propagate). "otlp" exports every span to a loopback sink in
+ * this process. "off" sets OTEL_TRACES_SAMPLER=always_off explicitly.
  */
-const NODELAY: NodeJS.ProcessEnv = { NODE_OPTIONS: "--import ./bench/lib/nodelay-preload.ts" };
 const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boolean; detail: boolean }[] = [
   { label: "off", title: "tracing off", env: { OTEL_TRACES_SAMPLER: "always_off" }, otlp: false, detail: true },
-  { label: "default", title: "default tracing (spans built, no exporter)", env: {}, otlp: false, detail: false },
+  { label: "default", title: "default tracing (no exporter)", env: {}, otlp: false, detail: false },
   { label: "otlp", title: "tracing on (OTLP)", env: {}, otlp: true, detail: false },
-  // Experiments: the same modes with TCP_NODELAY on the RPC sockets (bench/lib/nodelay-preload.ts).
-  { label: "off+nodelay", title: "tracing off, TCP_NODELAY experiment", env: { OTEL_TRACES_SAMPLER: "always_off", ...NODELAY }, otlp: false, detail: true },
-  { label: "otlp+nodelay", title: "tracing on (OTLP), TCP_NODELAY experiment", env: NODELAY, otlp: true, detail: false },
 ];
 
 type Variant = "bare" | "grpc" | "connect";
@@ -61,7 +57,7 @@ export const rpc: Benchmark = {
         entry.p99.push(result.p99Ms);
         results.set(key, entry);
       };
-      // BENCH_RPC_MODES=off+nodelay,... limits the modes (for profiling one of them).
+      // BENCH_RPC_MODES=off,otlp limits the modes (for profiling one of them).
       const only = process.env["BENCH_RPC_MODES"]?.split(",");
       const modes = MODES.filter((mode) => !only || only.includes(mode.label));
       for (const mode of modes) {
@@ -101,16 +97,15 @@ export const rpc: Benchmark = {
           );
         }
       }
-      for (const [on, off, suffix] of [["otlp", "off", ""], ["otlp+nodelay", "off+nodelay", ", TCP_NODELAY experiment"]] as const) {
-        if (!results.has(`${on}/grpc`) || !results.has(`${off}/grpc`)) continue;
+      if (results.has("otlp/grpc") && results.has("off/grpc")) {
         for (const variant of ["grpc", "connect"] as const) {
           metrics.push(
             metric(
-              `${variant === "grpc" ? "gRPC" : "Connect"}: rps with tracing on (OTLP) vs off${suffix}`,
+              `${variant === "grpc" ? "gRPC" : "Connect"}: rps with tracing on (OTLP) vs off`,
               "req/s",
               "higher",
-              get(`${on}/${variant}`).rps,
-              { name: "tracing off rps", values: get(`${off}/${variant}`).rps },
+              get(`otlp/${variant}`).rps,
+              { name: "tracing off rps", values: get(`off/${variant}`).rps },
               (_v, ratio) => ({ text: "tracing costs <= 10% (>= 0.9x)", met: (ratio ?? 0) >= 0.9 }),
             ),
           );
@@ -127,7 +122,7 @@ export const rpc: Benchmark = {
         metrics,
         notes: [
           `${CLIENTS * STREAMS} requests in flight (${CLIENTS} HTTP/2 connections x ${STREAMS} streams); gRPC is application/grpc, Connect is application/proto over HTTP/2; both carry the admin's bearer token.`,
-          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off; default = what make dev runs (no exporter, so spans are built and dropped by a NoopSpanProcessor); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms). TCP_NODELAY experiment = the same presence started with `--import ./bench/lib/nodelay-preload.ts`.",
+          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off; default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
           "presence is restarted for each tracing mode, and the bare server is measured again in each, so every ratio compares numbers taken minutes apart at most.",
         ],
       };

@@ -9,7 +9,7 @@
  *   BENCH_PROFILE=1    services write V8 CPU profiles to bench/results/profiles/<label>/
  *   BENCH_NO_INSTALL=1 never apt-get install h2load (use the built-in client when it is missing)
  *   BENCH_H2LOAD=0     use the built-in client even when h2load is there
- *   BENCH_RPC_MODES=a,b only these tracing modes in the rpc benchmark (off, default, otlp, off+nodelay, otlp+nodelay)
+ *   BENCH_RPC_MODES=a,b only these tracing modes in the rpc benchmark (off, default, otlp)
  */
 import fs from "node:fs";
 import path from "node:path";

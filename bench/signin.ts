@@ -1,7 +1,7 @@
 import { verify, hash } from "@node-rs/argon2";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { identityConfig } from "../services/identity/src/config.ts";
-import { mergeEnv, profileEnv, type Benchmark } from "./lib/context.ts";
+import { profileEnv, type Benchmark } from "./lib/context.ts";
 import { closedLoop } from "./lib/load.ts";
 import { metric } from "./lib/report.ts";
 import { BenchSystem } from "./lib/system.ts";
@@ -9,7 +9,6 @@ import { BenchSystem } from "./lib/system.ts";
 // @node-rs/argon2 exports Algorithm as a const enum, which type stripping cannot inline.
 const ARGON2ID = 2;
 const CONCURRENCY = [1, 2, 8];
-const NODELAY = "--import ./bench/lib/nodelay-preload.ts";
 const USER = { email: "bench-signin@meshwork.bench", password: "a-long-benchmark-password" };
 
 /**
@@ -30,19 +29,13 @@ export const signin: Benchmark = {
     };
     const passwordHash = await hash(USER.password, options);
     const system = await new BenchSystem({ services: ["identity"], env: { identity: profileEnv(context, "signin-identity") } }).start();
-    // The same service with TCP_NODELAY on its RPC sockets (see lib/nodelay-preload.ts): an
-    // experiment that shows what the recommended one-line platform fix is worth.
-    const patched = await new BenchSystem({ services: ["identity"], env: { identity: mergeEnv({ NODE_OPTIONS: NODELAY }, profileEnv(context, "signin-identity-nodelay")) } }).start();
     try {
       await system.signIn(USER.email, USER.password);
-      await patched.signIn(USER.email, USER.password);
       const identity = system.client(IdentityService, "identity", "grpc");
-      const identityNoDelay = patched.client(IdentityService, "identity", "grpc");
       const warmupMs = 500 * context.timeScale;
       const durationMs = 2_500 * context.timeScale;
       const raw = new Map<number, number[]>(CONCURRENCY.map((c) => [c, []]));
       const service = new Map<number, { rps: number[]; p50: number[]; p99: number[] }>(CONCURRENCY.map((c) => [c, { rps: [], p50: [], p99: [] }]));
-      const noDelay = new Map<number, number[]>(CONCURRENCY.map((c) => [c, []]));
       for (let run = 1; run <= context.runs; run++) {
         for (const concurrency of CONCURRENCY) {
           const baseline = await closedLoop({
@@ -60,10 +53,8 @@ export const signin: Benchmark = {
           entry.rps.push(measured.rps);
           entry.p50.push(measured.p50Ms);
           entry.p99.push(measured.p99Ms);
-          const experiment = await closedLoop({ concurrency, warmupMs, durationMs, call: () => identityNoDelay.signIn(USER) });
-          noDelay.get(concurrency)!.push(experiment.rps);
           context.log(
-            `  run ${run} c=${concurrency}: argon2 ${baseline.rps.toFixed(1)}/s, sign-in ${measured.rps.toFixed(1)}/s (p50 ${measured.p50Ms.toFixed(1)} ms, p99 ${measured.p99Ms.toFixed(1)} ms), with TCP_NODELAY ${experiment.rps.toFixed(1)}/s`,
+            `  run ${run} c=${concurrency}: argon2 ${baseline.rps.toFixed(1)}/s, sign-in ${measured.rps.toFixed(1)}/s (p50 ${measured.p50Ms.toFixed(1)} ms, p99 ${measured.p99Ms.toFixed(1)} ms)`,
           );
         }
       }
@@ -74,19 +65,16 @@ export const signin: Benchmark = {
         })),
         metric(`sign-in p50, concurrency ${c}`, "ms", "lower", service.get(c)!.p50),
         metric(`sign-in p99, concurrency ${c}`, "ms", "lower", service.get(c)!.p99),
-        metric(`experiment: sign-in rate with TCP_NODELAY, concurrency ${c}`, "sign-ins/s", "higher", noDelay.get(c)!, { name: "argon2id verify/s", values: raw.get(c)! }),
       ]);
       return {
         settings: { argon2: { memoryKiB: options.memoryCost, iterations: options.timeCost, parallelism: options.parallelism }, concurrency: CONCURRENCY, warmupMs, durationMs, protocol: "gRPC (connect-node client, HTTP/2)" },
         metrics,
         notes: [
           `argon2id m=${options.memoryCost} KiB, t=${options.timeCost}, p=${options.parallelism} (identity's defaults); raw verify runs in the bench process on the same ${"cores"}, alternating with the service runs.`,
-          "experiment rows: the same identity with `--import ./bench/lib/nodelay-preload.ts`, which sets TCP_NODELAY on accepted RPC sockets (not a service change; it shows what one is worth).",
           "Each sign-in also verifies the throttle, signs an ES256 token and commits a session plus an outbox event, which the relay publishes to JetStream.",
         ],
       };
     } finally {
-      await patched.stop();
       await system.stop();
     }
   },

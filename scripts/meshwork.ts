@@ -16,10 +16,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { connect } from "@nats-io/transport-node";
-import { listDeadLetters, replayDeadLetter } from "@meshwork/platform";
+import { createServiceClient, listDeadLetters, replayDeadLetter } from "@meshwork/platform";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { PresenceAdminService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { rotateKeyFile } from "../services/identity/src/signing-keys.ts";
@@ -46,7 +44,7 @@ const output = (value: unknown, text: string) => console.log(values.json ? JSON.
 
 try {
   if (group === "presence" && command === "rebuild") {
-    const presence = createClient(PresenceAdminService, createConnectTransport({ baseUrl: values.presence, httpVersion: "1.1" }));
+    const presence = createServiceClient(PresenceAdminService, values.presence);
     const result = await presence.rebuildProjection({}, { headers: { authorization: `Bearer ${await adminToken()}` } });
     output(
       { eventsApplied: Number(result.eventsApplied), onlineUsers: Number(result.onlineUsers) },
@@ -84,6 +82,6 @@ async function adminToken(): Promise<string> {
   const saved = path.join(".data", "admin-credentials.json");
   if ((!email || !password) && fs.existsSync(saved)) ({ email, password } = JSON.parse(fs.readFileSync(saved, "utf8")) as { email: string; password: string });
   if (!email || !password) throw new Error("admin credentials needed: --email and --password, or MESHWORK_ADMIN_EMAIL / MESHWORK_ADMIN_PASSWORD");
-  const identity = createClient(IdentityService, createConnectTransport({ baseUrl: values.identity, httpVersion: "1.1" }));
+  const identity = createServiceClient(IdentityService, values.identity);
   return (await identity.signIn({ email, password })).accessToken;
 }

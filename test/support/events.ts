@@ -4,11 +4,12 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { toHeaders, uuidv7 } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { subjects } from "../../services/identity/src/events.ts";
 
 /** Publishes identity events straight to JetStream, as identity's relay would, for consumer tests. */
 export async function publishUserEvent(connection: NatsConnection, event: UserEvent["event"], traceId = randomHex(32)): Promise<string> {
   const id = uuidv7();
-  const subject = `identity.v1.user.${event.case === "signedIn" ? "signed_in" : event.case === "signedOut" ? "signed_out" : event.case === "signedUp" ? "signed_up" : "roles_changed"}`;
+  const subject = subjects[event.case!];
   const headers = toHeaders({
     id,
     type: UserEventSchema.typeName,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { hash, verify } from "@node-rs/argon2";
 import {
   AlreadyExistsError,
@@ -22,7 +22,7 @@ import type { IdentityConfig } from "./config.ts";
 import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
-import { emitUserEvent, now } from "./events.ts";
+import { emitUserEvent } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
 
@@ -76,7 +76,7 @@ export class Accounts {
       if (!(await insertUser(trx, user))) throw new AlreadyExistsError("an account with this email exists");
       await emitUserEvent(trx, user.id, {
         case: "signedUp",
-        value: create(UserEvent_SignedUpSchema, { userId: user.id, email, displayName, occurredAt: now() }),
+        value: create(UserEvent_SignedUpSchema, { userId: user.id, email, displayName, occurredAt: timestampNow() }),
       });
     });
     return user;
@@ -112,7 +112,7 @@ export class Accounts {
           displayName: user.displayName,
           sessionId,
           expiresAt: timestampFromMs(expiresAt.getTime()),
-          occurredAt: now(),
+          occurredAt: timestampNow(),
         }),
       });
     });
@@ -129,7 +129,7 @@ export class Accounts {
       if (!(await endSession(trx, principal.sessionId, principal.userId))) return;
       await emitUserEvent(trx, user.id, {
         case: "signedOut",
-        value: create(UserEvent_SignedOutSchema, { userId: user.id, email: user.email, sessionId: principal.sessionId, occurredAt: now() }),
+        value: create(UserEvent_SignedOutSchema, { userId: user.id, email: user.email, sessionId: principal.sessionId, occurredAt: timestampNow() }),
       });
     });
   }
@@ -142,7 +142,7 @@ export class Accounts {
       await updateRoles(trx, user.id, roles);
       await emitUserEvent(trx, user.id, {
         case: "rolesChanged",
-        value: create(UserEvent_RolesChangedSchema, { userId: user.id, email: user.email, roles, changedBy: changedBy.userId, occurredAt: now() }),
+        value: create(UserEvent_RolesChangedSchema, { userId: user.id, email: user.email, roles, changedBy: changedBy.userId, occurredAt: timestampNow() }),
       });
     });
     return { ...user, roles };

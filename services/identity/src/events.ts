@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { enqueueEvent, type PlatformTables, type StreamSpec } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import type { Transaction } from "kysely";
@@ -11,31 +10,21 @@ export const IDENTITY_STREAM: StreamSpec = {
   duplicateWindowMs: 2 * 60_000,
 };
 
+/** The subject of each UserEvent variant, keyed by the variant's oneof case. */
 export const subjects = {
   signedUp: "identity.v1.user.signed_up",
   signedIn: "identity.v1.user.signed_in",
   signedOut: "identity.v1.user.signed_out",
   rolesChanged: "identity.v1.user.roles_changed",
-} as const;
-
-type Variant = NonNullable<UserEvent["event"]["case"]>;
-
-const subjectOf: Record<Variant, string> = {
-  signedUp: subjects.signedUp,
-  signedIn: subjects.signedIn,
-  signedOut: subjects.signedOut,
-  rolesChanged: subjects.rolesChanged,
-};
+} as const satisfies Record<NonNullable<UserEvent["event"]["case"]>, string>;
 
 /** Enqueues a UserEvent in the caller's transaction (the outbox); the relay publishes it after commit. */
 export function emitUserEvent<T extends PlatformTables>(trx: Transaction<T>, userId: string, event: UserEvent["event"]): Promise<string> {
   if (!event.case) throw new Error("a UserEvent needs a variant");
   return enqueueEvent(trx, {
-    subject: subjectOf[event.case],
+    subject: subjects[event.case],
     schema: UserEventSchema,
     message: create(UserEventSchema, { event }),
     aggregateId: userId,
   });
 }
-
-export const now = () => timestampFromMs(Date.now());

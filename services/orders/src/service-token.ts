@@ -1,7 +1,6 @@
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { Client } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { clientTelemetryInterceptor } from "@meshwork/platform";
+import { createServiceClient } from "@meshwork/platform";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 
 /** Renew this long before the token expires, so a step never starts with a token about to lapse. */
@@ -19,7 +18,7 @@ export class ServiceToken {
   private pending: Promise<string> | undefined;
 
   constructor(identityUrl: string, credentials: () => { email: string; password: string } | undefined) {
-    this.identity = createClient(IdentityService, createGrpcTransport({ baseUrl: identityUrl, interceptors: [clientTelemetryInterceptor()] }));
+    this.identity = createServiceClient(IdentityService, identityUrl);
     this.credentials = credentials;
   }
 

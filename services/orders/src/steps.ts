@@ -1,7 +1,6 @@
 import { writeSync } from "node:fs";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { clientTelemetryInterceptor } from "@meshwork/platform";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { createServiceClient } from "@meshwork/platform";
 import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
 import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
 import { idempotencyKey, type Step, type StepOutcome } from "./domain/saga.ts";
@@ -27,9 +26,8 @@ const REJECTIONS = new Set([Code.FailedPrecondition, Code.InvalidArgument, Code.
 
 /** payments and shipping over gRPC, each call carrying orders' service token and the step's idempotency key. */
 export function rpcSteps(options: RpcStepsOptions): SagaSteps {
-  const interceptors = [clientTelemetryInterceptor(), bearer(options.token)];
-  const payments = createClient(PaymentsService, createGrpcTransport({ baseUrl: options.paymentsUrl, interceptors }));
-  const shipping = createClient(ShippingService, createGrpcTransport({ baseUrl: options.shippingUrl, interceptors }));
+  const payments = createServiceClient(PaymentsService, options.paymentsUrl, [bearer(options.token)]);
+  const shipping = createServiceClient(ShippingService, options.shippingUrl, [bearer(options.token)]);
   const call = { timeoutMs: options.timeoutMs };
 
   const steps: Record<Step, (order: OrderRecord) => Promise<StepOutcome>> = {

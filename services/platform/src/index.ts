@@ -23,5 +23,5 @@ export { clientAddressKey } from "./rpc/client-address.ts";
 export { runService, type ServiceContext, type ServiceDefinition, type RunningService } from "./service.ts";
 export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
-export { clientTelemetryInterceptor } from "./rpc/client.ts";
+export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
 export { type Deprecation } from "./rpc/deprecation.ts";

@@ -1,4 +1,6 @@
-import type { Interceptor } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
 
 const tracer = trace.getTracer("@meshwork/platform/rpc-client");
@@ -31,4 +33,12 @@ export function clientTelemetryInterceptor(): Interceptor {
       },
     );
   };
+}
+
+/**
+ * A client for another service's RPCs over gRPC, with the CLIENT span and trace propagation
+ * every outgoing call needs; `interceptors` add what is the caller's own (credentials, say).
+ */
+export function createServiceClient<S extends DescService>(service: S, baseUrl: string, interceptors: Interceptor[] = []): Client<S> {
+  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [clientTelemetryInterceptor(), ...interceptors] }));
 }
