@@ -17,6 +17,7 @@ import {
   UserEvent_SignedOutSchema,
   UserEvent_SignedUpSchema,
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { trace, type Meter } from "@opentelemetry/api";
 import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
 import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
@@ -48,7 +49,7 @@ export class Accounts {
   private readonly decoyHash: Promise<string>;
   readonly signIns;
 
-  constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: import("@opentelemetry/api").Meter) {
+  constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: Meter) {
     const { config } = context;
     this.context = context;
     this.keys = keys;
@@ -152,7 +153,10 @@ export class Accounts {
   async ensureAdmin(email: string | undefined, password: string | undefined): Promise<void> {
     if (!email || !password) return;
     if (await findUserByEmail(this.context.database.db, normaliseEmail(email))) return;
-    await this.signUp({ email, password, displayName: "Administrator" }, ["admin"]);
+    // In a span of its own, so the admin's SignedUp event carries a trace id like every other event.
+    await trace.getTracer("identity").startActiveSpan("bootstrap admin", async (span) => {
+      await this.signUp({ email, password, displayName: "Administrator" }, ["admin"]).finally(() => span.end());
+    });
     this.context.log.info({ email }, "created the admin user");
   }
 

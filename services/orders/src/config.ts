@@ -41,3 +41,8 @@ export function serviceAccount(config: OrdersConfig): { email: string; password:
   const password = config.ORDERS_SERVICE_PASSWORD ?? config.MESHWORK_ADMIN_PASSWORD;
   return email && password ? { email, password } : undefined;
 }
+
+/** How the saga runner polls, leases and backs off, from the SAGA_* settings. */
+export function sagaTiming(config: OrdersConfig): { pollMs: number; leaseMs: number; retryBaseMs: number; retryMaxMs: number } {
+  return { pollMs: config.SAGA_POLL_MS, leaseMs: config.SAGA_LEASE_MS, retryBaseMs: config.SAGA_RETRY_BASE_MS, retryMaxMs: config.SAGA_RETRY_MAX_MS };
+}

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { Logger, PlatformTables } from "@meshwork/platform";
+import type { Logger, PlatformTables, Worker } from "@meshwork/platform";
 import { OrderEvent_CancelledSchema, OrderEvent_ConfirmedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
@@ -27,9 +27,12 @@ export interface SagaRunnerOptions {
  * crash the next runner finds what was left and carries on from the last committed transition: a
  * step may run again, which is why every step is idempotent by a key derived from the order.
  */
-export class SagaRunner {
+export class SagaRunner implements Worker {
+  readonly name = "saga runner";
   private readonly options: Required<SagaRunnerOptions>;
   private stopped = false;
+  /** Set while passes over the due sagas fail (the database is unreachable, say): the service is not ready. */
+  private failing = false;
   private woken = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -40,6 +43,10 @@ export class SagaRunner {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  isHealthy(): boolean {
+    return !this.failing;
   }
 
   /** A saga is waiting: look now rather than at the next poll. */
@@ -60,8 +67,10 @@ export class SagaRunner {
       try {
         const ids = await dueSagas(this.options.db, Date.now(), this.options.batchSize);
         await Promise.all(ids.map((id) => this.drive(id)));
+        this.failing = false;
         if (ids.length === this.options.batchSize) continue;
       } catch (error) {
+        this.failing = true;
         if (!this.stopped) this.options.log.error({ err: (error as Error).message }, "saga runner pass failed");
       }
       if (this.stopped || this.woken) continue;

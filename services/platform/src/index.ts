@@ -20,7 +20,9 @@ export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type Acces
 export { principalKey, bearerTokenKey, requirePrincipal } from "./auth/interceptor.ts";
 export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Principal } from "./auth/verifier.ts";
 export { clientAddressKey } from "./rpc/client-address.ts";
-export { runService, type ServiceContext, type ServiceDefinition, type RunningService } from "./service.ts";
+export { runService, type ServiceContext, type ServiceDefinition, type ServiceParts, type RunningService } from "./service.ts";
+export { periodicWorker, type Worker } from "./workers.ts";
+export { type AdminRoute } from "./admin.ts";
 export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
