@@ -23,7 +23,7 @@ import type { IdentityConfig } from "./config.ts";
 import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
-import { emitUserEvent } from "./events.ts";
+import { userEvents } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
 
@@ -75,7 +75,7 @@ export class Accounts {
     const user: UserRecord = { id: uuidv7(), email, displayName, passwordHash: await hash(input.password, this.hashOptions), roles };
     await this.context.unitOfWork(async (trx) => {
       if (!(await insertUser(trx, user))) throw new AlreadyExistsError("an account with this email exists");
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedUp",
         value: create(UserEvent_SignedUpSchema, { userId: user.id, email, displayName, occurredAt: timestampNow() }),
       });
@@ -105,7 +105,7 @@ export class Accounts {
     const accessToken = await this.issueToken(user, sessionId, expiresAt);
     await this.context.unitOfWork(async (trx) => {
       await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAt.getTime() });
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedIn",
         value: create(UserEvent_SignedInSchema, {
           userId: user.id,
@@ -128,7 +128,7 @@ export class Accounts {
     if (!user) return;
     await this.context.unitOfWork(async (trx) => {
       if (!(await endSession(trx, principal.sessionId, principal.userId))) return;
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedOut",
         value: create(UserEvent_SignedOutSchema, { userId: user.id, email: user.email, sessionId: principal.sessionId, occurredAt: timestampNow() }),
       });
@@ -141,7 +141,7 @@ export class Accounts {
     if (!user) throw new NotFoundError("no such user");
     await this.context.unitOfWork(async (trx) => {
       await updateRoles(trx, user.id, roles);
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "rolesChanged",
         value: create(UserEvent_RolesChangedSchema, { userId: user.id, email: user.email, roles, changedBy: changedBy.userId, occurredAt: timestampNow() }),
       });

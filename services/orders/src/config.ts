@@ -26,8 +26,6 @@ const ordersConfigSchema = baseConfigSchema.extend({
   SAGA_RETRY_MAX_MS: z.coerce.number().int().min(1).default(60_000),
   /** Deadline of each step's call to payments or shipping. */
   SAGA_STEP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
-  /** Test-only fault hook: the process dies right after a charge succeeds, before the saga records it. */
-  MESHWORK_FAULT_CRASH_AFTER_CHARGE: z.enum(["0", "1"]).default("0"),
 });
 
 export type OrdersConfig = z.infer<typeof ordersConfigSchema>;

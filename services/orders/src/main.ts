@@ -22,7 +22,7 @@ await runService<OrdersTables, typeof config>({
   setup(context) {
     // The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
     const token = new ServiceToken(config.IDENTITY_URL, () => serviceAccount(config));
-    const steps = rpcSteps({ paymentsUrl: config.PAYMENTS_URL, shippingUrl: config.SHIPPING_URL, token, timeoutMs: config.SAGA_STEP_TIMEOUT_MS, crashAfterCharge: config.MESHWORK_FAULT_CRASH_AFTER_CHARGE === "1" });
+    const steps = rpcSteps({ paymentsUrl: config.PAYMENTS_URL, shippingUrl: config.SHIPPING_URL, token, timeoutMs: config.SAGA_STEP_TIMEOUT_MS });
     const runner = new SagaRunner({ db: context.database.db, unitOfWork: context.unitOfWork, steps, log: context.log.child({ component: "saga" }), ...sagaTiming(config) });
     return { routes: ordersRoutes(new Orders(context, () => runner.nudge())), workers: [runner] };
   },

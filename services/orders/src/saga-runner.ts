@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Logger, PlatformTables, Worker } from "@meshwork/platform";
 import { OrderEvent_CancelledSchema, OrderEvent_ConfirmedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
 import { advance, retryDelayMs, stepFor, type Advance } from "./domain/saga.ts";
-import { emitOrderEvent, now } from "./events.ts";
+import { orderEvents } from "./events.ts";
 import type { SagaSteps } from "./steps.ts";
 import { claimSaga, dueSagas, findOrder, releaseSaga, renewLease, scheduleRetry, transitionOrder, type OrderRecord, type OrdersDatabase, type OrdersTables } from "./store.ts";
 
@@ -133,19 +134,19 @@ export class SagaRunner implements Worker {
         return false;
       }
       if (next.emit === "confirmed") {
-        await emitOrderEvent(trx, order.id, {
+        await orderEvents.emit(trx, order.id, {
           case: "confirmed",
-          value: create(OrderEvent_ConfirmedSchema, { orderId: order.id, userId: order.userId, paymentId: next.paymentId ?? "", shipmentId: next.shipmentId ?? "", occurredAt: now() }),
+          value: create(OrderEvent_ConfirmedSchema, { orderId: order.id, userId: order.userId, paymentId: next.paymentId ?? "", shipmentId: next.shipmentId ?? "", occurredAt: timestampNow() }),
         });
       } else if (next.emit === "cancelled") {
-        await emitOrderEvent(trx, order.id, {
+        await orderEvents.emit(trx, order.id, {
           case: "cancelled",
           value: create(OrderEvent_CancelledSchema, {
             orderId: order.id,
             userId: order.userId,
             reason: next.cancellationReason ?? "",
             refundedPaymentId: order.state === "REFUNDING" ? (next.paymentId ?? "") : "",
-            occurredAt: now(),
+            occurredAt: timestampNow(),
           }),
         });
       }

@@ -12,6 +12,7 @@ import { ConsumerRunner, type AnyConsumerSpec } from "./events/consumer.ts";
 import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
+import { parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
 import { deprecationInterceptor, type Deprecation } from "./rpc/deprecation.ts";
@@ -97,7 +98,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     connection: nats.connection,
     source: `meshwork/${name}`,
     log: log.child({ component: "outbox" }),
-    crashBeforePublish: config.MESHWORK_FAULT_CRASH_BEFORE_PUBLISH === "1",
+    faults: parseFaults(config.MESHWORK_FAULTS),
   });
   // Filled from what setup returns; context.consumer() is only called once the service serves.
   const runners = new Map<string, ConsumerRunner<Tables>>();

@@ -18,7 +18,7 @@ await runService<PresenceTables, typeof config>({
   deprecations: { [PresenceService.typeName]: { sunset: config.PRESENCE_V1_SUNSET, successor: PresenceServiceV2.typeName } },
   setup: (context) => ({
     routes: presenceRoutes(context),
-    consumers: presenceConsumers({ poisonUserId: config.MESHWORK_FAULT_POISON_USER_ID }),
+    consumers: presenceConsumers(),
     // Answers already ignore expired sessions; the sweep keeps the table small.
     workers: [periodicWorker({ name: "expiry sweep", intervalMs: config.EXPIRY_SWEEP_SECONDS * 1000, log: context.log, work: () => sweepExpired(context.database.db, Date.now()) })],
   }),
