@@ -3,7 +3,6 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { Kysely, Transaction } from "kysely";
 import { startAdminServer, type AdminRoute } from "./admin.ts";
 import type { AccessTable } from "./auth/access.ts";
-import { authInterceptor } from "./auth/interceptor.ts";
 import { createTokenVerifier, remoteKeys } from "./auth/verifier.ts";
 import type { JWTVerifyGetKey } from "jose";
 import { databaseUrlFor, type BaseConfig } from "./config.ts";
@@ -14,8 +13,8 @@ import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
-import { deprecationInterceptor, type Deprecation } from "./rpc/deprecation.ts";
+import type { Deprecation } from "./rpc/deprecation.ts";
+import { serverPipeline } from "./rpc/pipeline.ts";
 import { registerHealth } from "./rpc/health.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
@@ -76,8 +75,9 @@ export interface RunningService<Tables, Config extends BaseConfig> {
 
 /**
  * The chassis: one call wires config, logs, database and migrations, NATS and streams, the outbox
- * relay, consumers, the service's workers, the RPC server (with telemetry, error mapping and auth)
- * and the admin port, and shuts all of it down in order on SIGTERM.
+ * relay, consumers, the service's workers, the RPC server (with the call path of rpc/pipeline.ts:
+ * auth, telemetry, validation, error mapping) and the admin port, and shuts all of it down in order
+ * on SIGTERM.
  */
 export async function runService<Tables, Config extends BaseConfig>(
   definition: ServiceDefinition<Tables, Config>,
@@ -136,12 +136,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    interceptors: [
-      serverTelemetryInterceptor(),
-      errorInterceptor(log),
-      deprecationInterceptor(definition.deprecations ?? {}),
-      authInterceptor(definition.access, verify, log),
-    ],
+    ...serverPipeline({ services: definition.services, access: definition.access, verify, deprecations: definition.deprecations ?? {}, log }),
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
       parts.routes(router);
