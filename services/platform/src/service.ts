@@ -128,8 +128,8 @@ export async function runService<Tables, Config extends BaseConfig>(
   relay.start();
 
   let shuttingDown = false;
-  const consumersAttached = () => [...runners.values()].every((runner) => runner.isAttached());
-  const isReady = () => !shuttingDown && nats.isConnected() && consumersAttached() && workers.isHealthy();
+  const consumersReady = () => [...runners.values()].every((runner) => runner.isReady());
+  const isReady = () => !shuttingDown && nats.isConnected() && consumersReady() && workers.isHealthy();
   const keys = parts.tokenKeys ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
   const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
   const rpc = await startRpcServer({
@@ -150,12 +150,12 @@ export async function runService<Tables, Config extends BaseConfig>(
     checks: [
       { name: "database", check: () => database.ping().then(() => true) },
       { name: "nats", check: () => nats.isConnected() },
-      { name: "consumers", check: consumersAttached },
+      { name: "consumers", check: consumersReady },
       { name: "workers", check: () => workers.isHealthy() },
     ],
   });
-  // Consumers attach in the background: a service whose upstream stream does not exist yet still
-  // serves, and reports not-ready until it can consume.
+  // Consumers attach in the background: a service whose upstream stream does not exist yet serves
+  // and stays ready (its producer may simply start later), and attaches once the stream appears.
   for (const runner of runners.values()) {
     runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
   }
