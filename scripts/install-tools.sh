@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|all]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -19,6 +19,11 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
+# Client tools and code generators for the examples (examples/go) and the client tests.
+GRPCURL_VERSION=v1.9.4
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -96,6 +101,11 @@ for tool in "${want[@]}"; do
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
     schemas) install_schemas ;;
+    grpcurl) go_install grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" ;;
+    go-plugins)
+      go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+      go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+      go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
     all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac

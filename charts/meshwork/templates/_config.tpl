@@ -14,6 +14,7 @@ TOKEN_AUDIENCE: {{ first $v.mesh.jwt.audiences | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
+CORS_ALLOWED_ORIGINS: {{ join "," $v.cors.allowedOrigins | quote }}
 {{- if eq .name "identity" }}
 ACCESS_TOKEN_TTL_SECONDS: {{ $v.identity.accessTokenTtlSeconds | quote }}
 MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}

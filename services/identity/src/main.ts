@@ -10,6 +10,8 @@ import { SigningKeys } from "./signing-keys.ts";
 import { migrations, type IdentityTables } from "./store.ts";
 
 const config = identityConfig();
+// The same for everyone and safe to share; short, so a rotated-in key is seen within a minute.
+const JWKS_CACHE_CONTROL = "public, max-age=60";
 const keys = await SigningKeys.open(signingKeysFile(config), { create: config.SIGNING_KEYS_AUTOCREATE === "true" && !process.argv.includes("--check-config") }).catch(
   (error: Error) => {
     if (process.argv.includes("--check-config")) return undefined;
@@ -24,6 +26,7 @@ await runService<IdentityTables, typeof config>({
   migrations,
   services: [IdentityService],
   access,
+  cacheControl: { [`/${IdentityService.typeName}/GetJwks`]: JWKS_CACHE_CONTROL },
   streams: [IDENTITY_STREAM],
   tokenKeys: () => localKeys(() => keys!.jwks()),
   beforeStart: async (context) => {
@@ -36,7 +39,7 @@ await runService<IdentityTables, typeof config>({
   routes: (router) => identityRoutes(accounts!, keys!)(router),
   adminRoutes: () => ({
     "/.well-known/jwks.json": (_req, res) => {
-      res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "max-age=60" }).end(JSON.stringify(keys!.jwks()));
+      res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": JWKS_CACHE_CONTROL }).end(JSON.stringify(keys!.jwks()));
     },
   }),
 });

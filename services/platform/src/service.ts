@@ -15,7 +15,9 @@ import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topo
 import { createLogger, type Logger } from "./logger.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
 import { deprecationInterceptor, type Deprecation } from "./rpc/deprecation.ts";
-import { registerHealth } from "./rpc/health.ts";
+import { cacheControlInterceptor } from "./rpc/cache-control.ts";
+import { Health, registerHealth } from "./rpc/health.ts";
+import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
 
@@ -45,6 +47,11 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   access: AccessTable;
   /** Old API versions still served, by full service name, with their sunset date and successor. */
   deprecations?: Record<string, Deprecation>;
+  /**
+   * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
+   * that are the same for everyone; every other GET answer is `private, no-store`.
+   */
+  cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
   consumers?: AnyConsumerSpec<Tables>[];
@@ -121,14 +128,17 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
+    allowedOrigins: config.CORS_ALLOWED_ORIGINS,
     interceptors: [
       serverTelemetryInterceptor(),
+      cacheControlInterceptor(definition.cacheControl ?? {}),
       errorInterceptor(log),
       deprecationInterceptor(definition.deprecations ?? {}),
       authInterceptor(definition.access, verify, log),
     ],
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
+      registerReflection(router, [Health, ...definition.services]);
       definition.routes(router, context);
     },
   });

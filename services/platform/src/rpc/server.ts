@@ -6,6 +6,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
+import { withCors } from "./cors.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -15,6 +16,8 @@ export interface RpcServerOptions {
   readMaxBytes: number;
   /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
   trustForwardedFor?: boolean;
+  /** Browser origins allowed to call (CORS); none when empty. */
+  allowedOrigins?: readonly string[];
 }
 
 export interface RpcServer {
@@ -32,12 +35,13 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  * gRPC-Web from browsers and curl).
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
   });
+  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
