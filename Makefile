@@ -36,6 +36,9 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/nats-server:
 	scripts/install-tools.sh nats
 
+.tools/bin/grpcurl:
+	scripts/install-tools.sh grpcurl
+
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
 dev: install ## run nats-server and every service locally (Ctrl-C stops them)
@@ -60,7 +63,7 @@ typecheck: install ## tsc --noEmit over every package
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'
 
-test-integration: install ## integration tests: real nats-server and real service processes on loopback
+test-integration: install .tools/bin/grpcurl ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
 test: lint typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
