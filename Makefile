@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev test test-unit test-integration test-examples lint typecheck generate check-generated tools install chart-check images bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,7 +66,19 @@ test-unit: install ## unit tests (no processes, no network)
 test-integration: install .tools/bin/grpcurl ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
+# The example clients' own toolchains: a Python venv with grpcio, grpcio-tools and nats-py, and the
+# three Go code generators (scripts/install-tools.sh go-plugins is a no-op once they are built).
+PYTHON_EXAMPLES := .tools/python-examples
+$(PYTHON_EXAMPLES)/.installed: examples/python/requirements.txt
+	python3 -m venv $(PYTHON_EXAMPLES)
+	$(PYTHON_EXAMPLES)/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+	@touch $@
+
+test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go example clients (examples/) against a running system
+	scripts/install-tools.sh go-plugins
+	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
+
+test: lint typecheck check-generated test-unit test-integration test-examples chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts
