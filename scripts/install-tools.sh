@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|all]...
 #        scripts/install-tools.sh [cluster|etcd|kubernetes|nats-static|coredns|metrics-server|kwok|pilot-discovery]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,6 +27,11 @@ COREDNS_VERSION=v1.15.0
 METRICS_SERVER_VERSION=v0.8.0
 KWOK_VERSION=v0.8.0
 KUBERNETES_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# Client tools and code generators for the examples (examples/go) and the client tests.
+GRPCURL_VERSION=v1.9.4
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -167,6 +172,11 @@ for tool in "${want[@]}"; do
     kwok) go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
     pilot-discovery) go_install pilot-discovery "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION" ;;
     cluster) "$0" etcd kubernetes nats-static coredns metrics-server kwok pilot-discovery helm ;;
+    grpcurl) go_install grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" ;;
+    go-plugins)
+      go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+      go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+      go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
     all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac

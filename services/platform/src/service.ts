@@ -15,7 +15,8 @@ import { parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import type { Deprecation } from "./rpc/deprecation.ts";
 import { serverPipeline } from "./rpc/pipeline.ts";
-import { registerHealth } from "./rpc/health.ts";
+import { Health, registerHealth } from "./rpc/health.ts";
+import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
 import { Workers, type Worker } from "./workers.ts";
@@ -57,6 +58,11 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   access: AccessTable;
   /** Old API versions still served, by full service name, with their sunset date and successor. */
   deprecations?: Record<string, Deprecation>;
+  /**
+   * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
+   * that are the same for everyone; every other GET answer is `private, no-store`.
+   */
+  cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
   /**
@@ -136,9 +142,18 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    ...serverPipeline({ services: definition.services, access: definition.access, verify, deprecations: definition.deprecations ?? {}, log }),
+    allowedOrigins: config.CORS_ALLOWED_ORIGINS,
+    ...serverPipeline({
+      services: definition.services,
+      access: definition.access,
+      verify,
+      deprecations: definition.deprecations ?? {},
+      cacheControl: definition.cacheControl ?? {},
+      log,
+    }),
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
+      registerReflection(router, [Health, ...definition.services]);
       parts.routes(router);
     },
   });
