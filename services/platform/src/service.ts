@@ -33,6 +33,11 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
   unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
   /** The running consumer with this durable name (for rebuilds and replays). */
   consumer(name: string): ConsumerRunner<Tables>;
+  /**
+   * Aborted when shutdown begins. Long-lived server streams end on it, so they do not hold the
+   * shutdown for the whole grace period the way an unfinished unary call may.
+   */
+  shutdownSignal: AbortSignal;
 }
 
 /** What a service declares: its wiring, nothing else. */
@@ -92,6 +97,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     crashBeforePublish: config.MESHWORK_FAULT_CRASH_BEFORE_PUBLISH === "1",
   });
   const runners = new Map(consumerSpecs.map((spec) => [spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log)]));
+  const shutdown = new AbortController();
   const context: ServiceContext<Tables, Config> = {
     name,
     config,
@@ -108,6 +114,7 @@ export async function runService<Tables, Config extends BaseConfig>(
       if (!runner) throw new Error(`no consumer named ${consumerName}`);
       return runner;
     },
+    shutdownSignal: shutdown.signal,
   };
 
   await definition.beforeStart?.(context);
@@ -154,6 +161,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const stop = () =>
     (stopping ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       log.info("shutting down: no new calls, finishing in-flight ones");
       await rpc.close(config.SHUTDOWN_GRACE_MS);
       await Promise.all([...runners.values()].map((runner) => runner.stop()));

@@ -9,7 +9,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file meshwork/audit/v1/audit.proto.
  */
 export const file_meshwork_audit_v1_audit = /*@__PURE__*/
-  fileDesc("Ch1tZXNod29yay9hdWRpdC92MS9hdWRpdC5wcm90bxIRbWVzaHdvcmsuYXVkaXQudjEi5gEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhQKDHBheWxvYWRfanNvbhgIIAEoCRIPCgdwYXlsb2FkGAkgASgMEhAKCHJlZGFjdGVkGAogASgIEhcKD3N0cmVhbV9zZXF1ZW5jZRgLIAEoBCLHAQoRTGlzdEV2ZW50c1JlcXVlc3QSDAoEdHlwZRgBIAEoCRIWCg5zdWJqZWN0X3ByZWZpeBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiXAoSTGlzdEV2ZW50c1Jlc3BvbnNlEi0KBmV2ZW50cxgBIAMoCzIdLm1lc2h3b3JrLmF1ZGl0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh0KD0dldEV2ZW50UmVxdWVzdBIKCgJpZBgBIAEoCSJAChBHZXRFdmVudFJlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudDK+AQoMQXVkaXRTZXJ2aWNlElkKCkxpc3RFdmVudHMSJC5tZXNod29yay5hdWRpdC52MS5MaXN0RXZlbnRzUmVxdWVzdBolLm1lc2h3b3JrLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXNwb25zZRJTCghHZXRFdmVudBIiLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVxdWVzdBojLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1tZXNod29yay9hdWRpdC92MS9hdWRpdC5wcm90bxIRbWVzaHdvcmsuYXVkaXQudjEi5gEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhQKDHBheWxvYWRfanNvbhgIIAEoCRIPCgdwYXlsb2FkGAkgASgMEhAKCHJlZGFjdGVkGAogASgIEhcKD3N0cmVhbV9zZXF1ZW5jZRgLIAEoBCLHAQoRTGlzdEV2ZW50c1JlcXVlc3QSDAoEdHlwZRgBIAEoCRIWCg5zdWJqZWN0X3ByZWZpeBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiXAoSTGlzdEV2ZW50c1Jlc3BvbnNlEi0KBmV2ZW50cxgBIAMoCzIdLm1lc2h3b3JrLmF1ZGl0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh0KD0dldEV2ZW50UmVxdWVzdBIKCgJpZBgBIAEoCSJAChBHZXRFdmVudFJlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudCLTAQoKRGVhZExldHRlchIQCghzZXF1ZW5jZRgBIAEoBBIQCghldmVudF9pZBgCIAEoCRIMCgR0eXBlGAMgASgJEhAKCGNvbnN1bWVyGAQgASgJEg4KBnN0cmVhbRgFIAEoCRIYChBvcmlnaW5hbF9zdWJqZWN0GAYgASgJEg0KBWVycm9yGAcgASgJEhIKCmRlbGl2ZXJpZXMYCCABKAUSNAoQZGVhZF9sZXR0ZXJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKgoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIQCghjb25zdW1lchgBIAEoCSJOChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRIzCgxkZWFkX2xldHRlcnMYASADKAsyHS5tZXNod29yay5hdWRpdC52MS5EZWFkTGV0dGVyIisKF1JlcGxheURlYWRMZXR0ZXJSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEIk4KGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIyCgtkZWFkX2xldHRlchgBIAEoCzIdLm1lc2h3b3JrLmF1ZGl0LnYxLkRlYWRMZXR0ZXIyvgEKDEF1ZGl0U2VydmljZRJZCgpMaXN0RXZlbnRzEiQubWVzaHdvcmsuYXVkaXQudjEuTGlzdEV2ZW50c1JlcXVlc3QaJS5tZXNod29yay5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2USUwoIR2V0RXZlbnQSIi5tZXNod29yay5hdWRpdC52MS5HZXRFdmVudFJlcXVlc3QaIy5tZXNod29yay5hdWRpdC52MS5HZXRFdmVudFJlc3BvbnNlMuoBChFEZWFkTGV0dGVyU2VydmljZRJoCg9MaXN0RGVhZExldHRlcnMSKS5tZXNod29yay5hdWRpdC52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0GioubWVzaHdvcmsuYXVkaXQudjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USawoQUmVwbGF5RGVhZExldHRlchIqLm1lc2h3b3JrLmF1ZGl0LnYxLlJlcGxheURlYWRMZXR0ZXJSZXF1ZXN0GisubWVzaHdvcmsuYXVkaXQudjEuUmVwbGF5RGVhZExldHRlclJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Describes the message meshwork.audit.v1.AuditEvent.
@@ -47,6 +47,41 @@ export const GetEventResponseSchema = /*@__PURE__*/
   messageDesc(file_meshwork_audit_v1_audit, 4);
 
 /**
+ * Describes the message meshwork.audit.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export const DeadLetterSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 5);
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export const ListDeadLettersRequestSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 6);
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export const ListDeadLettersResponseSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 7);
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterRequest.
+ * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
+ */
+export const ReplayDeadLetterRequestSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 8);
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterResponse.
+ * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
+ */
+export const ReplayDeadLetterResponseSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 9);
+
+/**
  * AuditService serves every event as it was received. Admins see full payloads,
  * publishers see them with personal data redacted.
  *
@@ -54,4 +89,13 @@ export const GetEventResponseSchema = /*@__PURE__*/
  */
 export const AuditService = /*@__PURE__*/
   serviceDesc(file_meshwork_audit_v1_audit, 0);
+
+/**
+ * DeadLetterService shows the events a consumer gave up on (the DEADLETTER stream) and puts
+ * them back on their subject once the cause is fixed. Admins only.
+ *
+ * @generated from service meshwork.audit.v1.DeadLetterService
+ */
+export const DeadLetterService = /*@__PURE__*/
+  serviceDesc(file_meshwork_audit_v1_audit, 1);
 
