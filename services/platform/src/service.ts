@@ -35,6 +35,11 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
   unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
   /** The running consumer with this durable name (for rebuilds and replays). */
   consumer(name: string): ConsumerRunner<Tables>;
+  /**
+   * Aborted when shutdown begins. Long-lived server streams end on it, so they do not hold the
+   * shutdown for the whole grace period the way an unfinished unary call may.
+   */
+  shutdownSignal: AbortSignal;
 }
 
 /** What a service's `setup` hands back: everything it serves and runs, built from the context. */
@@ -108,6 +113,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   });
   // Filled from what setup returns; context.consumer() is only called once the service serves.
   const runners = new Map<string, ConsumerRunner<Tables>>();
+  const shutdown = new AbortController();
   const context: ServiceContext<Tables, Config> = {
     name,
     config,
@@ -124,6 +130,7 @@ export async function runService<Tables, Config extends BaseConfig>(
       if (!runner) throw new Error(`no consumer named ${consumerName}`);
       return runner;
     },
+    shutdownSignal: shutdown.signal,
   };
 
   const parts = await definition.setup(context);
@@ -181,6 +188,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const stop = () =>
     (stopping ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       log.info("shutting down: no new calls, finishing in-flight ones");
       // Workers stop while in-flight calls finish, and both before anything they use closes.
       await Promise.all([rpc.close(config.SHUTDOWN_GRACE_MS), workers.stop()]);
