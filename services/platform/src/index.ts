@@ -14,7 +14,7 @@ export { uuidv7 } from "./ids.ts";
 export { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
 export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
 export { eventEmitter, type EventEmitter, type EventEnvelopeMessage } from "./events/emitter.ts";
-export { defineConsumer, ConsumerRunner, type ConsumerSpec, type ReceivedEvent } from "./events/consumer.ts";
+export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
 export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type AccessTable, type MethodAccess } from "./auth/access.ts";

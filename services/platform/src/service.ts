@@ -8,7 +8,7 @@ import { createTokenVerifier, remoteKeys } from "./auth/verifier.ts";
 import type { JWTVerifyGetKey } from "jose";
 import { databaseUrlFor, type BaseConfig } from "./config.ts";
 import { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
-import { ConsumerRunner, type AnyConsumerSpec } from "./events/consumer.ts";
+import { ConsumerRunner, type ConsumerSpec } from "./events/consumer.ts";
 import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
@@ -41,7 +41,7 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
 export interface ServiceParts<Tables> {
   routes(router: ConnectRouter): void;
   adminRoutes?: Record<string, AdminRoute>;
-  consumers?: AnyConsumerSpec<Tables>[];
+  consumers?: ConsumerSpec<Tables>[];
   /** Background work, started once the service serves and stopped before anything it uses closes. */
   workers?: Worker[];
   /** How to verify access tokens; by default identity's JWKS over HTTP. */
