@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { jetstream } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
 import { startAdminServer, type AdminRoute } from "./admin.ts";
 import type { AccessTable } from "./auth/access.ts";
@@ -95,7 +96,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const relay = new OutboxRelay({
     db: database.db as unknown as Kysely<PlatformTables>,
     isPostgres: database.kind === "postgres",
-    connection: nats.connection,
+    publisher: jetstream(nats.connection, { timeout: 5_000 }),
     source: `meshwork/${name}`,
     log: log.child({ component: "outbox" }),
     faults: parseFaults(config.MESHWORK_FAULTS),
