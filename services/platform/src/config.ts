@@ -25,6 +25,8 @@ export const baseConfigSchema = z.object({
   MESHWORK_ENVIRONMENT: z.string().default("local"),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** Proxies in front that append the client's address to X-Forwarded-For: 1 behind the Istio gateway. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
   MESHWORK_FAULTS: z
     .string()

@@ -18,7 +18,7 @@ export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type 
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
 export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type AccessTable, type MethodAccess } from "./auth/access.ts";
-export { principalKey, bearerTokenKey, requirePrincipal } from "./auth/interceptor.ts";
+export { principalKey, requirePrincipal } from "./auth/interceptor.ts";
 export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Principal } from "./auth/verifier.ts";
 export { clientAddressKey } from "./rpc/client-address.ts";
 export { runService, type ServiceContext, type ServiceDefinition, type ServiceParts, type RunningService } from "./service.ts";

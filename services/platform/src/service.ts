@@ -137,6 +137,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
+    trustedProxyHops: config.TRUSTED_PROXY_HOPS,
     interceptors: [
       serverTelemetryInterceptor(),
       errorInterceptor(log),

@@ -6,9 +6,6 @@ import { InvalidTokenError, type Principal, type TokenVerifier } from "./verifie
 /** The verified caller, for handlers: `ctx.values.get(principalKey)`. Undefined on public calls without a token. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "meshwork principal" });
 
-/** The raw bearer token, for the rare handler that acts on the token itself (SignOut). */
-export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "bearer token" });
-
 /**
  * One interceptor, for gRPC, gRPC-Web and Connect alike: verifies the bearer token and applies
  * the service's access table. A method missing from the table is denied.
@@ -41,7 +38,6 @@ export function authInterceptor(table: AccessTable, verify: TokenVerifier, log: 
       throw new ConnectError("permission denied", Code.PermissionDenied);
     }
     req.contextValues.set(principalKey, principal);
-    req.contextValues.set(bearerTokenKey, token);
     return next(req);
   };
 }

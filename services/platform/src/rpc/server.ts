@@ -5,7 +5,7 @@ import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { clientAddressKey } from "./client-address.ts";
+import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -13,8 +13,8 @@ export interface RpcServerOptions {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
   readMaxBytes: number;
-  /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
-  trustForwardedFor?: boolean;
+  /** Proxies in front that append to X-Forwarded-For (client-address.ts); 0 trusts only the socket. */
+  trustedProxyHops: number;
 }
 
 export interface RpcServer {
@@ -36,7 +36,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     routes: options.routes,
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops)),
   });
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -143,13 +143,10 @@ function replayingStream(socket: net.Socket, peeked: Buffer): Duplex {
   return stream;
 }
 
-function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
-  if (trustForwardedFor) {
-    const forwarded = req.headers["x-forwarded-for"];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-    if (first) return first;
-  }
+function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustedProxyHops: number): string {
+  const forwarded = req.headers["x-forwarded-for"];
   // For HTTP/2 the socket is the replaying stream, which carries the peer's address itself.
   const socket = req.socket as (net.Socket & { stream?: { remoteAddress?: string } }) | undefined;
-  return socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
+  const socketAddress = socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
+  return clientAddressOf(Array.isArray(forwarded) ? forwarded.join(",") : forwarded, socketAddress, trustedProxyHops);
 }
