@@ -1,4 +1,4 @@
-export { baseConfigSchema, loadConfig, databaseUrlFor, ConfigError, type BaseConfig } from "./config.ts";
+export { baseConfigSchema, loadConfig, databaseUrlFor, manifestPorts, ConfigError, type BaseConfig } from "./config.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export {
   DomainError,
