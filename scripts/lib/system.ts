@@ -141,12 +141,18 @@ export async function startService(options: ServiceOptions): Promise<ManagedProc
     },
   );
   if (options.waitUntilReady !== false) {
-    await Promise.race([
-      waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
-      service.exited.then((code) => {
-        throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
-      }),
-    ]);
+    try {
+      await Promise.race([
+        waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
+        service.exited.then((code) => {
+          throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
+        }),
+      ]);
+    } catch (error) {
+      // Nobody else holds this process yet: left running, it would outlive the run (and keep it open).
+      await service.stop("SIGKILL");
+      throw error;
+    }
   }
   return service;
 }
