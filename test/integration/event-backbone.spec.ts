@@ -126,7 +126,7 @@ describe("the event backbone under faults", function () {
   it("rebuilds the projection from the stream with the same rows as before", async () => {
     // Its own events, so it holds whatever ran before it (or nothing did).
     const connection = await system.natsConnection();
-    for (let index = 0; index < 150; index++) {
+    for (let index = 0; index < 300; index++) {
       await publishUserEvent(connection, index % 3 === 2 ? signedOut(`rebuild-${index - 1}`, `rebuild-session-${index - 1}`) : signedIn(`rebuild-${index}`, `rebuild-session-${index}`));
     }
     await caughtUp("presence-projection");
