@@ -44,12 +44,16 @@ install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm 
 dev: install ## run nats-server and every service locally (Ctrl-C stops them)
 	node scripts/dev.ts
 
-generate: install ## regenerate TypeScript from the .proto files and the chart's access tables and CORS lists from the platform
+# Generated from the services manifest (the `meshwork` field of each services/<name>/package.json).
+MANIFEST_OUTPUTS := charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
+
+generate: install ## regenerate TypeScript from the .proto files, the chart's access tables and CORS lists, and everything the services manifest feeds
 	buf generate
 	node scripts/generate-access.ts
+	node scripts/generate-services.ts
 
 check-generated: generate ## fail when generated code does not match its sources
-	@git diff --exit-code -- proto/gen charts/meshwork/files || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- proto/gen charts/meshwork/files $(MANIFEST_OUTPUTS) || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 lint: install ## buf lint and buf breaking against main

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { SERVICES } from "../../scripts/lib/system.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 
@@ -15,10 +16,10 @@ describe("chart configuration accepted by the services", function () {
   const configMaps = render().filter((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("meshwork-"));
 
   it("renders one ConfigMap per service", function () {
-    assert.deepEqual(configMaps.map((c) => c.metadata.name).sort(), ["meshwork-audit", "meshwork-identity", "meshwork-orders", "meshwork-payments", "meshwork-presence", "meshwork-shipping"]);
+    assert.deepEqual(configMaps.map((c) => c.metadata.name).sort(), SERVICES.map((service) => `meshwork-${service}`).sort());
   });
 
-  for (const service of ["identity", "presence", "audit", "orders", "payments", "shipping"]) {
+  for (const service of SERVICES) {
     it(`${service} passes --check-config with the rendered environment`, function () {
       const config = configMaps.find((c) => c.metadata.name === `meshwork-${service}`);
       assert.ok(config?.data, `no ConfigMap for ${service}`);

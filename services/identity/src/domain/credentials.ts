@@ -6,8 +6,13 @@ const MAX_PASSWORD_LENGTH = 256;
 const MAX_DISPLAY_NAME_LENGTH = 100;
 
 /** Emails compare case-insensitively and without surrounding space: one account per mailbox. */
+export function canonicalEmail(raw: string): string {
+  return raw.trim().toLowerCase();
+}
+
+/** The canonical form of an email a new account may use; anything that is not an address is refused. */
 export function normaliseEmail(raw: string): string {
-  const email = raw.trim().toLowerCase();
+  const email = canonicalEmail(raw);
   if (email.length > 254 || !EMAIL.test(email)) throw new InvalidArgumentError("email is not a valid address");
   return email;
 }

@@ -5,7 +5,7 @@ import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { clientAddressKey } from "./client-address.ts";
+import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
 
@@ -18,8 +18,8 @@ export interface RpcServerOptions {
   requestGate: RequestGate;
   jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
-  /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
-  trustForwardedFor?: boolean;
+  /** Proxies in front that append to X-Forwarded-For (client-address.ts); 0 trusts only the socket. */
+  trustedProxyHops: number;
   /** Browser origins allowed to call (CORS); none when empty. */
   allowedOrigins?: readonly string[];
 }
@@ -45,7 +45,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops)),
   });
   const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
@@ -153,13 +153,10 @@ function replayingStream(socket: net.Socket, peeked: Buffer): Duplex {
   return stream;
 }
 
-function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
-  if (trustForwardedFor) {
-    const forwarded = req.headers["x-forwarded-for"];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-    if (first) return first;
-  }
+function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustedProxyHops: number): string {
+  const forwarded = req.headers["x-forwarded-for"];
   // For HTTP/2 the socket is the replaying stream, which carries the peer's address itself.
   const socket = req.socket as (net.Socket & { stream?: { remoteAddress?: string } }) | undefined;
-  return socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
+  const socketAddress = socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
+  return clientAddressOf(Array.isArray(forwarded) ? forwarded.join(",") : forwarded, socketAddress, trustedProxyHops);
 }
