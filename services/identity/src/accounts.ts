@@ -19,7 +19,7 @@ import {
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
-import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
+import { checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
 import { emitUserEvent } from "./events.ts";
@@ -83,7 +83,6 @@ export class Accounts {
   }
 
   async signIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
-    checkSignInInput(input.email, input.password);
     const email = input.email.trim().toLowerCase();
     const wait = Math.max(this.accountThrottle.retryAfterSeconds(email), this.addressThrottle.retryAfterSeconds(clientAddress));
     if (wait > 0) {

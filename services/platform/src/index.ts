@@ -26,3 +26,4 @@ export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
 export { type Deprecation } from "./rpc/deprecation.ts";
+export { contractViolations } from "./rpc/validation.ts";

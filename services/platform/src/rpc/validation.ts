@@ -35,6 +35,21 @@ export function assertRulesCompile(services: DescService[], validator: Validator
   }
 }
 
+/**
+ * The contract violations of a message, as "field: rule" lines (empty when it is valid): for
+ * services' tests of their own rules, and for any Node client that checks before it sends.
+ */
+export function contractViolations<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, validator: Validator = sharedValidator()): string[] {
+  const result = validator.validate(schema, message);
+  if (result.kind === "error") throw result.error;
+  return result.kind === "invalid" ? result.violations.map((violation) => violation.toString()) : [];
+}
+
+let validatorForChecks: Validator | undefined;
+function sharedValidator(): Validator {
+  return (validatorForChecks ??= createValidator());
+}
+
 function check<Desc extends DescMessage>(validator: Validator, schema: Desc, message: MessageShape<Desc>): void {
   const result = validator.validate(schema, message);
   if (result.kind === "valid") return;
