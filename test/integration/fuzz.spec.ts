@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { create, toBinary, ScalarType, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
@@ -32,6 +33,24 @@ const SERVED: Record<ServiceName, DescService[]> = {
 };
 /** Health.Watch is a server stream that stays open while the service is healthy; Check covers Health's decoding. */
 const HEALTH_CHECK = Health.methods.find((method) => method.name === "Check")!;
+
+const SOME_ID = "01890a5d-ac96-774b-bcce-b302099a8057";
+const ADDRESS = { recipient: "Ada", line1: "1 Main St", city: "Berlin", postalCode: "10115", countryCode: "DE" };
+/**
+ * A valid request per input type, so that a request with one field oversized breaks exactly one
+ * rule (the server reports the first violation only).
+ */
+const VALID: Record<string, Record<string, unknown>> = {
+  "meshwork.identity.v1.SignUpRequest": { email: "fuzz@example.com", password: "fuzz-passphrase-1", displayName: "Fuzz" },
+  "meshwork.identity.v1.SignInRequest": { email: "nobody@example.com", password: "not-the-passphrase" },
+  "meshwork.identity.v1.SetUserRolesRequest": { userId: SOME_ID, roles: ["member"] },
+  "meshwork.orders.v1.PlaceOrderRequest": { items: [{ sku: "mug", quantity: 1, unitPriceCents: 100n }], currency: "EUR", shippingAddress: ADDRESS },
+  "meshwork.orders.v1.GetOrderRequest": { id: SOME_ID },
+  "meshwork.payments.v1.ChargeRequest": { idempotencyKey: "fuzz:charge", orderId: SOME_ID, userId: SOME_ID, amountCents: 100n, currency: "EUR" },
+  "meshwork.payments.v1.RefundRequest": { idempotencyKey: "fuzz:refund", paymentId: SOME_ID, reason: "fuzz" },
+  "meshwork.shipping.v1.CreateShipmentRequest": { idempotencyKey: "fuzz:ship", orderId: SOME_ID, userId: SOME_ID, address: ADDRESS },
+  "meshwork.audit.v1.GetEventRequest": { id: SOME_ID },
+};
 
 const SEED = Number(process.env["MESHWORK_FUZZ_SEED"] ?? Math.floor(Math.random() * 2 ** 31));
 const RANDOM_BODIES = Number(process.env["MESHWORK_FUZZ_RANDOM_BODIES"] ?? 4);
@@ -163,6 +182,23 @@ describe("hostile input (fuzz)", function () {
     assert.equal(checked, 36);
   });
 
+  it("caps every string and repeated field of every request: 1 MB or 10,000 items is refused, naming the field", async () => {
+    // grpc.health.v1 is vendored as published, without rules; its one field is checked in the handler.
+    const oversized = oversizedRequests((Object.entries(SERVED) as [ServiceName, DescService[]][]).flatMap(([name, services]) => services.flatMap((service) => service.methods.map((method) => ({ name, method })))));
+    const uncapped: string[] = [];
+    for (const { name, method, path, message } of oversized) {
+      const client = system.client(method.parent, name, "connect", token) as unknown as Record<string, (input: unknown) => Promise<unknown>>;
+      const error = await client[method.localName]!(message).then(() => undefined, (caught: unknown) => ConnectError.from(caught));
+      const named = (error?.findDetails(ViolationsSchema) ?? []).some((violations) =>
+        violations.violations.some((violation) => path.every((field, index) => violation.field?.elements[index]?.fieldName === field)),
+      );
+      if (error?.code !== Code.InvalidArgument || !named) uncapped.push(`${method.name}.${path.join(".")}: ${error ? `${Code[error.code]} ${error.rawMessage.slice(0, 120)}` : "accepted"}`);
+    }
+    assert.deepEqual(uncapped, [], "fields without a cap");
+    // identity 7, orders 8 (shipping_address's five), payments 7, shipping 8 (address's five), audit 5, presence 1.
+    assert.equal(oversized.length, 36, "fields checked");
+  });
+
   it("leaves every process up and serving normal calls", async () => {
     for (const [name, process] of system.processes) {
       assert.equal(process.child.exitCode, null, `${name} exited`);
@@ -186,6 +222,33 @@ describe("hostile input (fuzz)", function () {
     assert.equal(error?.code, Code.InvalidArgument, "validation still answers after the fuzz");
   });
 });
+
+/**
+ * For each string and repeated field of each request (and of the messages it holds), the request
+ * with that one field oversized: a 1 MB string, or 10,000 items.
+ */
+function oversizedRequests(methods: { name: ServiceName; method: DescMethod }[]) {
+  const requests: { name: ServiceName; method: DescMethod; path: string[]; message: unknown }[] = [];
+  const oversize = (field: DescMethod["input"]["fields"][number]): unknown => {
+    if (field.fieldKind === "list") return Array.from({ length: 10_000 }, () => (field.listKind === "scalar" ? "x" : {}));
+    if (field.fieldKind === "scalar" && field.scalar === ScalarType.STRING) return "a".repeat(MEGABYTE);
+    return undefined;
+  };
+  for (const { name, method } of methods) {
+    const valid = VALID[method.input.typeName] ?? {};
+    for (const field of method.input.fields) {
+      const value = oversize(field);
+      if (value !== undefined) requests.push({ name, method, path: [field.name], message: { ...valid, [field.localName]: value } });
+      if (field.fieldKind !== "message") continue;
+      const validInner = (valid[field.localName] ?? {}) as Record<string, unknown>;
+      for (const inner of field.message.fields) {
+        const innerValue = oversize(inner);
+        if (innerValue !== undefined) requests.push({ name, method, path: [field.name, inner.name], message: { ...valid, [field.localName]: { ...validInner, [inner.localName]: innerValue } } });
+      }
+    }
+  }
+  return requests;
+}
 
 /** The hostile requests for one method over one wire. */
 function attacks(method: DescMethod, wire: Wire, random: () => number): Attack[] {
