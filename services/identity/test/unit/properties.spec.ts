@@ -32,10 +32,11 @@ describe("identity's validators, for any input (fast-check)", () => {
 
   it("accepts every address the contract's email rule admits: the contract is never looser than the domain", () => {
     fc.assert(
-      fc.property(fc.emailAddress(), (email) => {
+      fc.property(fc.emailAddress(), fc.constantFrom("", " ", "\t", "  "), fc.constantFrom("", " ", "\n"), (address, before, after) => {
+        const email = before + address + after;
         const request = create(SignUpRequestSchema, { email, password: "x", displayName: "x" });
         fc.pre(contractViolations(SignUpRequestSchema, request).length === 0);
-        assert.equal(normaliseEmail(email), email.toLowerCase());
+        assert.equal(normaliseEmail(email), address.toLowerCase());
       }),
     );
   });
@@ -62,6 +63,12 @@ describe("identity's validators, for any input (fast-check)", () => {
 });
 
 describe("the identity contract (identity.proto rules)", () => {
+  it("admits an address with surrounding space at sign-up, and refuses what is no address", () => {
+    const signUp = (email: string) => contractViolations(SignUpRequestSchema, create(SignUpRequestSchema, { email, password: "x", displayName: "x" }));
+    assert.deepEqual(signUp(" ALAN@example.com"), []);
+    for (const bad of ["", "alan", "alan@example", "a b@example.com", `${"a".repeat(250)}@example.com`]) assert.notDeepEqual(signUp(bad), [], bad);
+  });
+
   it("bounds sign-in input without revealing the password policy", () => {
     assert.deepEqual(contractViolations(SignInRequestSchema, create(SignInRequestSchema, { email: "a@b.c", password: "x" })), []);
     assert.match(contractViolations(SignInRequestSchema, create(SignInRequestSchema, { email: "a@b.c", password: "p".repeat(257) })).join(), /^password: .*\[string\.max_len\]/);
