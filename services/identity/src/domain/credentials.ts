@@ -40,9 +40,3 @@ export function checkPasswordPolicy(password: string, minLength: number): void {
   if (password.length > MAX_PASSWORD_LENGTH) throw new InvalidArgumentError(`password must be at most ${MAX_PASSWORD_LENGTH} characters`);
   if (commonPasswords.has(password.toLowerCase())) throw new InvalidArgumentError("password is too common; choose another");
 }
-
-/** For sign-in: only reject what can never be a password, so an attacker learns nothing about the policy. */
-export function checkSignInInput(email: string, password: string): void {
-  if (!email || !password) throw new InvalidArgumentError("email and password are required");
-  if (password.length > MAX_PASSWORD_LENGTH || email.length > 254) throw new InvalidArgumentError("email or password is too long");
-}
