@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration test-examples lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev test test-unit test-integration test-examples lint typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -96,3 +96,22 @@ chart-check: install ## helm lint/template matrix, schema validation, istioctl a
 
 images: install ## build every service image with buildah and start each once
 	scripts/build-images.sh
+
+cluster-up: install ## a single-node Kubernetes on this machine from pinned sources (KWOK_NODES=3: fake nodes instead); kubeconfig .data/cluster/kubeconfig
+	scripts/cluster.sh up
+
+cluster-down: ## stop the local cluster: no process, mount, address, iptables rule or cgroup left
+	scripts/cluster.sh down
+
+# The local cluster is brought down afterwards (KEEP_CLUSTER=1 leaves it up to look around).
+e2e: images ## the chart on the local cluster: install, helm test, upgrade under load, rollback, uninstall, mesh
+	scripts/cluster.sh up
+	@status=0; node test/e2e/run.ts || status=$$?; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status
+
+tilt-ci: images ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah builds, deploy, every resource ready
+	scripts/install-tools.sh tilt
+	scripts/cluster.sh up
+	@status=0; KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt ci -f tilt/local.Tiltfile --timeout 10m || status=$$?; \
+	  KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt down -f tilt/local.Tiltfile --delete-namespaces >/dev/null 2>&1 || true; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status

@@ -27,7 +27,7 @@ export function generateServiceFiles(root = ROOT): string[] {
       replaceBlock(text, "services", services.map((service) => `  ${service.name}:\n    database: { password: ${service.name}-dev-password }`)),
     ),
     rewrite("charts/meshwork/values-prod.yaml", (text) =>
-      replaceBlock(text, "services", services.map((service) => `  ${service.name}:\n    database: { existingSecret: meshwork-${service.name}-database }`)),
+      replaceBlock(text, "services", services.map((service) => `  ${service.name}:\n    database: { existingSecret: meshwork-${service.name}-database-credentials }`)),
     ),
     rewrite("k8s/postgres/postgres.yaml", (text) =>
       replaceBlock(
