@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|connectconformance|all]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -19,6 +19,7 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
+CONFORMANCE_VERSION=v1.0.7
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -95,8 +96,9 @@ for tool in "${want[@]}"; do
     kube-score) go_install kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" ;;
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
+    connectconformance) go_install connectconformance "connectrpc.com/conformance/cmd/connectconformance@$CONFORMANCE_VERSION" ;;
     schemas) install_schemas ;;
-    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
+    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas connectconformance ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac
 done
