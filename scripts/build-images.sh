@@ -78,6 +78,9 @@ fi
 
 ensure_buildah
 stage_prod_deps
+# Each image runs its service's esbuild bundle (services/<name>/dist), built here from the sources.
+log "bundling ${services[*]} (scripts/bundle-services.ts)"
+node scripts/bundle-services.ts "${services[@]}" >&2
 base=$(base_image)
 log "base image: $base"
 
