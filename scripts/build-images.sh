@@ -132,8 +132,8 @@ if [[ -x "$nats_bin" ]]; then
   nats_pid=$!
   trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
   n=0
-  # identity first: it creates the IDENTITY stream the others' consumers wait for (as in a
-  # cluster); audit last: it keeps every stream, so it is ready only once all of them exist.
+  # identity first: it creates the IDENTITY stream the others' consumers attach to; audit last,
+  # once every stream it keeps exists (each would also start alone: a missing stream is awaited).
   ordered=()
   for svc in "${services[@]}"; do [[ $svc == identity ]] && ordered+=(identity); done
   for svc in "${services[@]}"; do [[ $svc == identity || $svc == audit ]] || ordered+=("$svc"); done

@@ -1,8 +1,10 @@
 /**
  * The server under test for the Connect conformance suite (connectconformance --mode server):
  * ConformanceService served by the platform's RPC server (the one-port router: HTTP/1.1 and
- * HTTP/2 cleartext on one port; gRPC, gRPC-Web and Connect) with the platform's telemetry and
- * error interceptors, exactly as a service serves its own methods. The suite writes a
+ * HTTP/2 cleartext on one port; gRPC, gRPC-Web and Connect) through the platform's whole call
+ * pipeline (rpc/pipeline.ts: request gate with the access table, telemetry, cache control,
+ * deprecation, validation, error mapping), exactly as a service serves its own methods; the
+ * suite's methods are public in the access table, since its clients send no token. The suite writes a
  * size-prefixed ServerCompatRequest on stdin; the answer (host and port) goes to stdout the same
  * way. `make test-conformance` runs it for every protocol and HTTP version served.
  */
@@ -11,8 +13,10 @@ import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import fs from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { errorInterceptor, serverTelemetryInterceptor } from "../../services/platform/src/rpc/interceptors.ts";
+import { defineAccess, PUBLIC, rulesFor } from "../../services/platform/src/auth/access.ts";
+import { InvalidTokenError } from "../../services/platform/src/auth/verifier.ts";
 import { createLogger } from "../../services/platform/src/logger.ts";
+import { serverPipeline } from "../../services/platform/src/rpc/pipeline.ts";
 import { startRpcServer } from "../../services/platform/src/rpc/server.ts";
 import { ServerCompatRequestSchema, ServerCompatResponseSchema } from "./gen/connectrpc/conformance/v1/server_compat_pb.js";
 import {
@@ -35,12 +39,22 @@ const input = fs.readFileSync(process.stdin.fd);
 const request = fromBinary(ServerCompatRequestSchema, input.subarray(4, 4 + input.readUInt32BE(0)));
 if (request.useTls) throw new Error("TLS is not served: the mesh terminates it (the suite's config says supportsTls: false)");
 
+const pipeline = serverPipeline({
+  services: [ConformanceService],
+  access: defineAccess(
+    rulesFor(ConformanceService, { Unary: PUBLIC, ServerStream: PUBLIC, ClientStream: PUBLIC, BidiStream: PUBLIC, Unimplemented: PUBLIC, IdempotentUnary: PUBLIC }),
+  ),
+  verify: () => Promise.reject(new InvalidTokenError("the conformance server accepts no tokens")),
+  deprecations: {},
+  log: createLogger({ service: "conformance", level: "silent", format: "json" }),
+});
 const server = await startRpcServer({
   host: "127.0.0.1",
   port: 0,
   readMaxBytes: request.messageReceiveLimit || 4 * 1024 * 1024,
-  interceptors: [serverTelemetryInterceptor(), errorInterceptor(createLogger({ service: "conformance", level: "silent", format: "json" }))],
-  jsonOptions: { registry: createRegistry(UnaryRequestSchema, ServerStreamRequestSchema, ClientStreamRequestSchema, BidiStreamRequestSchema, IdempotentUnaryRequestSchema) },
+  ...pipeline,
+  // RequestInfo echoes the requests as google.protobuf.Any, which JSON can only write with a registry.
+  jsonOptions: { ...pipeline.jsonOptions, registry: createRegistry(UnaryRequestSchema, ServerStreamRequestSchema, ClientStreamRequestSchema, BidiStreamRequestSchema, IdempotentUnaryRequestSchema) },
   routes: conformanceRoutes,
 });
 const answer = toBinary(ServerCompatResponseSchema, create(ServerCompatResponseSchema, { host: "127.0.0.1", port: server.port }));

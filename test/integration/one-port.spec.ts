@@ -6,6 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AuditService, AuditEventSchema, GetEventResponseSchema } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { clientAddressKey } from "@meshwork/platform";
+import { strictJson } from "../../services/platform/src/rpc/gate.ts";
 import { startRpcServer, type RpcServer } from "../../services/platform/src/rpc/server.ts";
 
 /**
@@ -23,6 +24,8 @@ describe("one RPC port for HTTP/2 and HTTP/1.1", function () {
       host: "127.0.0.1",
       port: 0,
       interceptors: [],
+      requestGate: async () => undefined,
+      jsonOptions: strictJson,
       readMaxBytes: 4 * 1024 * 1024,
       routes: (router) =>
         router.service(AuditService, {

@@ -2,21 +2,25 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
+import type { JsonRequestOptions, RequestGate } from "./gate.ts";
+import { withCors } from "./cors.ts";
 
 export interface RpcServerOptions {
   host: string;
   port: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** Runs on the headers before the body is read (rpc/gate.ts). */
+  requestGate: RequestGate;
+  jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
-  /** JSON codec options, e.g. a registry for google.protobuf.Any fields (the conformance server needs one). */
-  jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
   /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
   trustForwardedFor?: boolean;
+  /** Browser origins allowed to call (CORS); none when empty. */
+  allowedOrigins?: readonly string[];
 }
 
 export interface RpcServer {
@@ -34,13 +38,15 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  * gRPC-Web from browsers and curl).
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
-    readMaxBytes: options.readMaxBytes,
+    requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
+    readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
   });
+  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
