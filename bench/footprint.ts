@@ -55,9 +55,17 @@ export const footprint: Benchmark = {
           const system = new BenchSystem({ services: [], bundled: mode.bundled });
           try {
             const started = performance.now();
-            system.natsPort = await freePort();
+            // The OS may hand the same free port out twice in a row: every port here is distinct.
+            const taken = new Set<number>();
+            const distinctPort = async (): Promise<number> => {
+              for (;;) {
+                const port = await freePort();
+                if (!taken.has(port)) return taken.add(port), port;
+              }
+            };
+            system.natsPort = await distinctPort();
             system.nats = await startNats({ port: system.natsPort, dataDir: path.join(system.dataDir, "nats") });
-            for (const name of SERVICES) system.ports.set(name, { rpc: await freePort(), admin: await freePort() });
+            for (const name of SERVICES) system.ports.set(name, { rpc: await distinctPort(), admin: await distinctPort() });
             const timed = async (name: ServiceName) => {
               const spawned = performance.now();
               const service = await system.startService(name, {}, false);
