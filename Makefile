@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration test-examples lint typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
+.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,15 @@ test-unit: install ## unit tests (no processes, no network)
 test-integration: install .tools/bin/grpcurl ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
+# The server under test is ConformanceService on the platform's RPC server (test/conformance/server.ts);
+# the config lists every protocol, codec, compression and HTTP version the RPC port serves.
+test-conformance: install ## Connect conformance suite (server side) for gRPC, gRPC-Web and Connect over HTTP/1.1 and HTTP/2
+	scripts/install-tools.sh connectconformance
+	connectconformance --mode server --conf test/conformance/config.yaml --max-servers 2 --parallel 4 -- node test/conformance/server.ts
+
+conformance-generate: install ## regenerate test/conformance/gen from the pinned conformance suite's protos
+	scripts/conformance-generate.sh
+
 # The example clients' own toolchains: a Python venv with grpcio, grpcio-tools and nats-py, and the
 # three Go code generators (scripts/install-tools.sh go-plugins is a no-op once they are built).
 PYTHON_EXAMPLES := .tools/python-examples
@@ -83,7 +92,7 @@ test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go exampl
 	scripts/install-tools.sh go-plugins
 	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration test-examples chart-check images ## everything CI runs
+test: lint typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts

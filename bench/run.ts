@@ -22,6 +22,7 @@ import { pipeline } from "./pipeline.ts";
 import { rpc } from "./rpc.ts";
 import { signin } from "./signin.ts";
 import { natsServerBinary } from "../scripts/lib/system.ts";
+import { allServices, bundleService } from "../scripts/bundle-services.ts";
 
 const BENCHMARKS: Benchmark[] = [signin, pipeline, rpc, footprint, gate];
 
@@ -47,6 +48,9 @@ const machine = machineInfo(natsServerBinary(), context.h2load);
 log(`meshwork bench: ${selected.map((bench) => bench.name).join(", ")}; ${context.runs} runs each; ${machine.cpus} CPUs, Node ${machine.node}`);
 
 const started = performance.now();
+// Services run from their esbuild bundles, as in the images: build them from the current sources.
+for (const service of allServices()) await bundleService(service);
+log(`bundled ${allServices().join(", ")} (scripts/bundle-services.ts)`);
 for (const bench of selected) {
   log(`\n== ${bench.name}: ${bench.title}`);
   const benchStarted = performance.now();

@@ -39,12 +39,14 @@ ensure_buildah() {
 # at the pinned Node 24's headers. Cached until a package manifest or the lock file changes.
 stage_prod_deps() {
   local stamp lock
-  lock=$(cat package-lock.json package.json proto/package.json bench/package.json services/*/package.json | sha256sum | cut -c1-16)
+  lock=$(cat package-lock.json package.json proto/package.json bench/package.json services/*/package.json scripts/patch-dependencies.ts | sha256sum | cut -c1-16)
   stamp="$DEPS/.lock-$lock-node-$(node --version)"
   [[ -f "$stamp" ]] && return 0
   log "staging production node_modules (npm ci --omit=dev, Node $(node --version))"
   rm -rf "$DEPS"; mkdir -p "$DEPS"
   cp package.json package-lock.json "$DEPS/"
+  # The root postinstall patches dependencies (scripts/patch-dependencies.ts).
+  mkdir -p "$DEPS/scripts"; cp scripts/patch-dependencies.ts "$DEPS/scripts/"
   # bench/ is a workspace too (its peers are dev dependencies, so --omit=dev leaves them out).
   for pkg in proto/package.json bench/package.json services/*/package.json; do
     mkdir -p "$DEPS/$(dirname "$pkg")"; cp "$pkg" "$DEPS/$pkg"
@@ -77,6 +79,9 @@ fi
 
 ensure_buildah
 stage_prod_deps
+# Each image runs its service's esbuild bundle (services/<name>/dist), built here from the sources.
+log "bundling ${services[*]} (scripts/bundle-services.ts)"
+node scripts/bundle-services.ts "${services[@]}" >&2
 base=$(base_image)
 log "base image: $base"
 

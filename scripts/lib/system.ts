@@ -120,13 +120,22 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   onLine?: (line: string) => void;
   waitUntilReady?: boolean;
+  /** Run the esbuild bundle (services/<name>/dist/main.mjs, scripts/bundle-services.ts) as images do, instead of the .ts sources. */
+  bundled?: boolean;
+}
+
+/** The node arguments that start a service: its bundle (as in images) or its TypeScript sources (make dev). */
+export function serviceArgs(name: ServiceName, bundled = false): string[] {
+  return bundled
+    ? ["--enable-source-maps", `services/${name}/dist/main.mjs`]
+    : ["--import", "@meshwork/platform/telemetry-register.ts", `services/${name}/src/main.ts`];
 }
 
 export async function startService(options: ServiceOptions): Promise<ManagedProcess> {
   const service = spawnManaged(
     options.name,
     process.execPath,
-    ["--import", "@meshwork/platform/telemetry-register.ts", `services/${options.name}/src/main.ts`],
+    serviceArgs(options.name, options.bundled),
     {
       onLine: options.onLine,
       env: {
