@@ -1,8 +1,9 @@
 // The tools people already have, pointed at Meshwork's ports with nothing from this repository:
 // grpcurl and buf curl by server reflection alone, browsers through CORS, curl through Connect GET.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
@@ -18,7 +19,7 @@ import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/p
 import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
 import { accessTables } from "../../scripts/generate-access.ts";
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
-import { adminToken, TestSystem } from "../support/harness.ts";
+import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
 
 const run = promisify(execFile);
 const GRPCURL = path.join(ROOT, ".tools/bin/grpcurl");
@@ -269,4 +270,46 @@ describe("clients people already have", function () {
       assert.ok(checked >= 10, `checked ${checked} POST-only methods`);
     });
   });
+
+  describe("the chart's NOTES.txt", () => {
+    it("prints grpcurl and curl commands that work against a service, as printed", async () => {
+      const commands = notesCommands();
+      assert.ok(commands.some((command) => command.startsWith("grpcurl -plaintext localhost:50051 list")), commands.join("\n"));
+      assert.ok(commands.some((command) => command.includes("GetJwks?encoding=json")), "a Connect GET");
+      for (const command of commands) {
+        // NOTES point at a port-forward of identity, or the gateway that routes this path to it;
+        // here identity listens elsewhere.
+        const runnable = command
+          .replaceAll("localhost:50051", address("identity"))
+          .replace(/\$GATEWAY:\d+/g, address("identity")).replaceAll('"password":"..."', `"password":"${ADMIN.password}"`);
+        const { stdout } = await run("bash", ["-e", "-o", "pipefail", "-c", runnable], { env: { ...process.env, PATH: `${path.dirname(GRPCURL)}:${process.env["PATH"]}` } });
+        assert.match(stdout, /meshwork\.identity\.v1\.IdentityService|"status": "SERVING"|accessToken|jwksJson/, `${command}\nprinted: ${stdout}`);
+      }
+    });
+  });
 });
+
+/** The grpcurl and curl commands NOTES.txt prints after `helm install` (continuation lines joined). */
+function notesCommands(): string[] {
+  // helm template does not render NOTES.txt, so render a copy of it as a manifest of a copied chart.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-notes-"));
+  try {
+    const chart = path.join(dir, "meshwork");
+    fs.cpSync(path.join(ROOT, "charts/meshwork"), chart, { recursive: true });
+    fs.renameSync(path.join(chart, "templates/NOTES.txt"), path.join(chart, "files/notes.txt"));
+    fs.writeFileSync(path.join(chart, "templates/notes.yaml"), 'notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n');
+    const helm = fs.existsSync(path.join(ROOT, ".tools/bin/helm")) ? path.join(ROOT, ".tools/bin/helm") : "helm";
+    const rendered = execFileSync(
+      helm,
+      ["template", "meshwork", chart, "-n", "meshwork", "--kube-version", "1.35.0", "-f", path.join(chart, "values-dev.yaml"), "--set", `identity.admin.email=${ADMIN.email}`, "--show-only", "templates/notes.yaml"],
+      { encoding: "utf8" },
+    );
+    const notes = (JSON.parse(rendered.replace(/^---\n# Source: .*\n/, "").replace(/^notes: /, "")) as string).replace(/\\\n\s*/g, "");
+    return notes
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => /^(grpcurl|curl) /.test(line));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
