@@ -120,6 +120,8 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   onLine?: (line: string) => void;
   waitUntilReady?: boolean;
+  /** How long to wait for /readyz (default 20 s). */
+  readyTimeoutMs?: number;
 }
 
 export async function startService(options: ServiceOptions): Promise<ManagedProcess> {
@@ -142,7 +144,7 @@ export async function startService(options: ServiceOptions): Promise<ManagedProc
   );
   if (options.waitUntilReady !== false) {
     await Promise.race([
-      waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
+      waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name, options.readyTimeoutMs),
       service.exited.then((code) => {
         throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
       }),
