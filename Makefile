@@ -57,8 +57,9 @@ lint: install ## buf lint and buf breaking against main
 	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
 	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
 
-typecheck: install ## tsc --noEmit over every package
+typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer, which has its own decorator settings)
 	tsc -p tsconfig.json
+	tsc -p bench/peers/nestjs --noEmit
 
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'

@@ -225,13 +225,13 @@ describe("clients people already have", function () {
       assert.ok(events.events[0], "audit has at least one event");
       const requests: Record<string, { service: ServiceName; message: unknown; token?: string; cacheControl: string }> = {
         "/meshwork.identity.v1.IdentityService/GetJwks": { service: "identity", message: {}, cacheControl: "public, max-age=60" },
-        "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "private, no-store" },
-        "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.audit.v1.AuditService/GetEvent": { service: "audit", message: { id: events.events[0].id }, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.presence.v1.PresenceService/GetOnlineCount": { service: "presence", message: {}, token: member, cacheControl: "private, no-store" },
-        "/meshwork.presence.v1.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.presence.v2.PresenceService/GetPresenceSummary": { service: "presence", message: {}, token: member, cacheControl: "private, no-store" },
-        "/meshwork.presence.v2.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "private, no-store" },
+        "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "no-store" },
+        "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "no-store" },
+        "/meshwork.audit.v1.AuditService/GetEvent": { service: "audit", message: { id: events.events[0].id }, token: admin, cacheControl: "no-store" },
+        "/meshwork.presence.v1.PresenceService/GetOnlineCount": { service: "presence", message: {}, token: member, cacheControl: "no-store" },
+        "/meshwork.presence.v1.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "no-store" },
+        "/meshwork.presence.v2.PresenceService/GetPresenceSummary": { service: "presence", message: {}, token: member, cacheControl: "no-store" },
+        "/meshwork.presence.v2.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "no-store" },
       };
       assert.deepEqual(Object.keys(requests).sort(), SIDE_EFFECT_FREE);
       for (const [rpcPath, request] of Object.entries(requests)) {

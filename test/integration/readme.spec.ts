@@ -15,7 +15,7 @@ const EXPECTED: RegExp[][] = [
   // sign up; TOKEN from sign in (printed by the block's last line below)
   [/"email":"ada@example\.com"/, /^TOKEN=ey[\w-]+\.[\w-]+\.[\w-]+$/m],
   // online count: POST, then GET with its headers
-  [/\{"count":"1"\}/, /HTTP\/1\.1 200 OK/, /cache-control: private, no-store/i],
+  [/\{"count":"1"\}/, /HTTP\/1\.1 200 OK/, /cache-control: no-store/i],
   // grpcurl by reflection alone
   [
     /^meshwork\.presence\.v1\.PresenceService$/m,

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { parseAllowedOrigins } from "./rpc/cors.ts";
+import { parseFaults } from "./faults.ts";
 
 /**
  * Settings every service shares. A service extends this schema with its own keys in its
@@ -40,8 +41,17 @@ export const baseConfigSchema = z.object({
       }
     }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
-  /** Test-only fault hook: the outbox relay exits the process right after a commit, before publishing. */
-  MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: z.enum(["0", "1"]).default("0"),
+  /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
+  MESHWORK_FAULTS: z
+    .string()
+    .default("")
+    .superRefine((value, context) => {
+      try {
+        parseFaults(value);
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

@@ -13,7 +13,7 @@ export type MethodAccess = typeof PUBLIC | readonly Role[];
 
 /**
  * A service's one access table: every RPC path it serves -> public or the roles allowed, and the
- * other services that call it on which paths. The auth interceptor enforces it, and the chart's
+ * other services that call it on which paths. The request gate enforces it, and the chart's
  * Istio AuthorizationPolicies are generated from it (scripts/generate-access.ts), so the two
  * cannot drift.
  */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type DescFile } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
@@ -38,6 +38,18 @@ async function reflect(requests: Request[], version: "v1" | "v1alpha" = "v1"): P
   return answers;
 }
 
+function transitiveImports(file: DescFile): string[] {
+  const names = new Set<string>();
+  const visit = (current: DescFile) => {
+    for (const dependency of current.dependencies) {
+      names.add(dependency.name + ".proto");
+      visit(dependency);
+    }
+  };
+  visit(file);
+  return [...names];
+}
+
 function fileNames(answer: v1.ServerReflectionResponse["messageResponse"] | undefined): string[] {
   assert.equal(answer?.case, "fileDescriptorResponse", JSON.stringify(answer));
   return answer.value.fileDescriptorProto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name);
@@ -64,7 +76,10 @@ describe("server reflection", () => {
       { case: "fileContainingSymbol", value: "meshwork.identity.v1.SignInRequest.email" },
     ]);
     // The requested file first, then what it imports that this stream has not had yet.
-    assert.deepEqual(fileNames(service), ["meshwork/identity/v1/identity.proto", "google/protobuf/timestamp.proto"]);
+    const [first, ...imports] = fileNames(service);
+    assert.equal(first, "meshwork/identity/v1/identity.proto");
+    assert.deepEqual(imports.sort(), transitiveImports(IdentityService.file).sort());
+    assert.ok(imports.includes("google/protobuf/timestamp.proto"));
     assert.deepEqual(fileNames(method), ["meshwork/identity/v1/identity.proto"]);
     assert.deepEqual(fileNames(message), ["meshwork/identity/v1/identity.proto"]);
     assert.deepEqual(fileNames(field), ["meshwork/identity/v1/identity.proto"]);
