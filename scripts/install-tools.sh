@@ -20,11 +20,6 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
-# Client tools and code generators for the examples (examples/go) and the client tests.
-GRPCURL_VERSION=v1.9.4
-PROTOC_GEN_GO_VERSION=v1.36.11
-PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
-PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 # The local cluster (make cluster-up): control plane, node and add-ons, all built from source.
 KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.7.3
@@ -32,6 +27,11 @@ COREDNS_VERSION=v1.15.0
 METRICS_SERVER_VERSION=v0.8.0
 KWOK_VERSION=v0.8.0
 KUBERNETES_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# Client tools and code generators for the examples (examples/go) and the client tests.
+GRPCURL_VERSION=v1.9.4
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -163,11 +163,6 @@ for tool in "${want[@]}"; do
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
     schemas) install_schemas ;;
-    grpcurl) go_install grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" ;;
-    go-plugins)
-      go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
-      go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
-      go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
     kubernetes) install_kubernetes ;;
     etcd) install_etcd ;;
     # These three run in pods on scratch images (scripts/cluster-images.sh), hence static.
@@ -177,6 +172,11 @@ for tool in "${want[@]}"; do
     kwok) go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
     pilot-discovery) go_install pilot-discovery "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION" ;;
     cluster) "$0" etcd kubernetes nats-static coredns metrics-server kwok pilot-discovery helm ;;
+    grpcurl) go_install grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" ;;
+    go-plugins)
+      go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+      go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+      go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
     all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac

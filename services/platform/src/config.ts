@@ -1,7 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
-import { parseAllowedOrigins } from "./rpc/cors.ts";
 import { parseFaults } from "./faults.ts";
+import { parseAllowedOrigins } from "./rpc/cors.ts";
 
 /**
  * Settings every service shares. A service extends this schema with its own keys in its

@@ -16,7 +16,6 @@ import { createLogger, type Logger } from "./logger.ts";
 import type { Deprecation } from "./rpc/deprecation.ts";
 import { serverPipeline } from "./rpc/pipeline.ts";
 import { Health, registerHealth } from "./rpc/health.ts";
-import { cacheControlInterceptor } from "./rpc/cache-control.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
@@ -36,6 +35,11 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
   unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
   /** The running consumer with this durable name (for rebuilds and replays). */
   consumer(name: string): ConsumerRunner<Tables>;
+  /**
+   * Aborted when shutdown begins. Long-lived server streams end on it, so they do not hold the
+   * shutdown for the whole grace period the way an unfinished unary call may.
+   */
+  shutdownSignal: AbortSignal;
 }
 
 /** What a service's `setup` hands back: everything it serves and runs, built from the context. */
@@ -109,6 +113,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   });
   // Filled from what setup returns; context.consumer() is only called once the service serves.
   const runners = new Map<string, ConsumerRunner<Tables>>();
+  const shutdown = new AbortController();
   const context: ServiceContext<Tables, Config> = {
     name,
     config,
@@ -125,6 +130,7 @@ export async function runService<Tables, Config extends BaseConfig>(
       if (!runner) throw new Error(`no consumer named ${consumerName}`);
       return runner;
     },
+    shutdownSignal: shutdown.signal,
   };
 
   const parts = await definition.setup(context);
@@ -139,14 +145,19 @@ export async function runService<Tables, Config extends BaseConfig>(
   const isReady = () => !shuttingDown && nats.isConnected() && consumersReady() && workers.isHealthy();
   const keys = parts.tokenKeys ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
   const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
-  const pipeline = serverPipeline({ services: definition.services, access: definition.access, verify, deprecations: definition.deprecations ?? {}, log });
   const rpc = await startRpcServer({
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    ...pipeline,
-    interceptors: [cacheControlInterceptor(definition.cacheControl ?? {}), ...pipeline.interceptors],
     allowedOrigins: config.CORS_ALLOWED_ORIGINS,
+    ...serverPipeline({
+      services: definition.services,
+      access: definition.access,
+      verify,
+      deprecations: definition.deprecations ?? {},
+      cacheControl: definition.cacheControl ?? {},
+      log,
+    }),
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
       registerReflection(router, [Health, ...definition.services]);
@@ -177,6 +188,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const stop = () =>
     (stopping ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       log.info("shutting down: no new calls, finishing in-flight ones");
       // Workers stop while in-flight calls finish, and both before anything they use closes.
       await Promise.all([rpc.close(config.SHUTDOWN_GRACE_MS), workers.stop()]);

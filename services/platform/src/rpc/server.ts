@@ -6,9 +6,9 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
-import { noStoreByDefault } from "./cache-control.ts";
-import { withCors } from "./cors.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
+import { withCors } from "./cors.ts";
+import { noStoreByDefault } from "./cache-control.ts";
 
 export interface RpcServerOptions {
   host: string;
