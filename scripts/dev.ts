@@ -40,6 +40,8 @@ try {
       dataDir,
       jwksUrl,
       onLine: print,
+      // A busy machine (CI running other suites) may need longer than the default 20 s.
+      readyTimeoutMs: process.env["MESHWORK_DEV_READY_TIMEOUT_MS"] ? Number(process.env["MESHWORK_DEV_READY_TIMEOUT_MS"]) : undefined,
       env: {
         MESHWORK_ADMIN_EMAIL: admin.email,
         MESHWORK_ADMIN_PASSWORD: admin.password,

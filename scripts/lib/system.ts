@@ -122,6 +122,8 @@ export interface ServiceOptions {
   waitUntilReady?: boolean;
   /** Run the esbuild bundle (services/<name>/dist/main.mjs, scripts/bundle-services.ts) as images do, instead of the .ts sources. */
   bundled?: boolean;
+  /** How long to wait for /readyz (default 20 s). */
+  readyTimeoutMs?: number;
 }
 
 /** The node arguments that start a service: its bundle (as in images) or its TypeScript sources (make dev). */
@@ -152,7 +154,7 @@ export async function startService(options: ServiceOptions): Promise<ManagedProc
   if (options.waitUntilReady !== false) {
     try {
       await Promise.race([
-        waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
+        waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name, options.readyTimeoutMs),
         service.exited.then((code) => {
           throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
         }),

@@ -30,5 +30,4 @@ export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dea
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
 export { type Deprecation } from "./rpc/deprecation.ts";
 export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
-export { PERSONAL_CACHE_CONTROL } from "./rpc/cache-control.ts";
 export { contractViolations } from "./rpc/validation.ts";

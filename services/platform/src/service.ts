@@ -66,7 +66,7 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   deprecations?: Record<string, Deprecation>;
   /**
    * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
-   * that are the same for everyone; every other GET answer is `private, no-store`.
+   * that are the same for everyone; every other GET answer is `no-store`.
    */
   cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */

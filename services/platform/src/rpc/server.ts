@@ -7,6 +7,7 @@ import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
+import { noStoreByDefault } from "./cache-control.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -46,7 +47,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0)),
   });
-  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
+  const handler = withCors(noStoreByDefault(connectHandler), options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
