@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_PORTS, peerEnv, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
+import { DEFAULT_PORTS, peerEnv, ROOT, serviceClientEnv, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
 const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".data");
@@ -15,6 +15,8 @@ const offset = Number(process.env["MESHWORK_DEV_PORT_OFFSET"] ?? 0);
 const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
 const ports = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name].rpc + offset, admin: DEFAULT_PORTS[name].admin + offset }])) as typeof DEFAULT_PORTS;
 const admin = adminCredentials();
+// identity keeps no state about service clients, so fresh secrets on every start are enough.
+const clientEnv = serviceClientEnv();
 const processes: ManagedProcess[] = [];
 let stopping = false;
 const print = (line: string) => process.stdout.write(line + "\n");
@@ -45,6 +47,7 @@ try {
         MESHWORK_ADMIN_PASSWORD: admin.password,
         RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1",
         ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name].rpc]))),
+        ...clientEnv[name],
       },
     });
   // identity first: it owns the IDENTITY stream and the JWKS the others verify tokens with.

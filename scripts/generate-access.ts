@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { PUBLIC, type AccessTable } from "@meshwork/platform";
+import { PUBLIC, rolesIn, servicesIn, type AccessTable } from "@meshwork/platform";
 import { access as audit } from "../services/audit/src/access.ts";
 import { access as identity } from "../services/identity/src/access.ts";
 import { access as orders } from "../services/orders/src/access.ts";
@@ -22,7 +22,7 @@ export function renderAccessJson(tables: Record<string, AccessTable>): string {
       name,
       {
         methods: Object.fromEntries(
-          Object.entries(table.methods).map(([method, rule]) => [method, rule === PUBLIC ? { public: true, roles: [] } : { public: false, roles: [...rule] }]),
+          Object.entries(table.methods).map(([method, rule]) => [method, { public: rule === PUBLIC, roles: rolesIn(rule), services: servicesIn(rule) }]),
         ),
         callers: table.callers,
       },

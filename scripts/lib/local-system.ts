@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
-import { freePort, peerEnv, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "./system.ts";
+import { freePort, peerEnv, serviceClientEnv, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "./system.ts";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -37,6 +37,8 @@ export class LocalSystem {
   readonly processes = new Map<ServiceName, ManagedProcess>();
   readonly ports = new Map<ServiceName, { rpc: number; admin: number }>();
   private readonly options: LocalSystemOptions;
+  /** Client secrets of identity's client-credentials grant, fresh for each system. */
+  readonly serviceClientEnv = serviceClientEnv();
   private connection: NatsConnection | undefined;
 
   constructor(options: LocalSystemOptions = {}) {
@@ -87,6 +89,7 @@ export class LocalSystem {
       env: {
         MESHWORK_LOG_FORMAT: "json",
         ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),
+        ...this.serviceClientEnv[name],
         ...this.options.defaultEnv,
         ...this.options.commonEnv,
         ...this.options.env?.[name],

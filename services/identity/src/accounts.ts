@@ -17,13 +17,13 @@ import {
   UserEvent_SignedOutSchema,
   UserEvent_SignedUpSchema,
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
-import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
 import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
 import { emitUserEvent } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
+import { signAccessToken } from "./tokens.ts";
 import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
 
 // @node-rs/argon2 exports Algorithm as a const enum, which type stripping cannot inline.
@@ -156,17 +156,7 @@ export class Accounts {
     this.context.log.info({ email }, "created the admin user");
   }
 
-  private async issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
-    const key = this.keys.current;
-    return new SignJWT({ roles: user.roles, sid: sessionId })
-      .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
-      .setIssuer(this.context.config.TOKEN_ISSUER)
-      .setAudience(this.context.config.TOKEN_AUDIENCE)
-      .setSubject(user.id)
-      .setIssuedAt()
-      .setNotBefore("0s")
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-      .setJti(sessionId)
-      .sign(await this.keys.privateKey());
+  private issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
+    return signAccessToken(this.keys, this.context.config, { subject: user.id, tokenId: sessionId, expiresAt, claims: { roles: user.roles } });
   }
 }

@@ -13,11 +13,12 @@ import {
   type User,
 } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import type { Accounts } from "./accounts.ts";
+import type { ServiceClients } from "./service-clients.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import type { UserRecord } from "./store.ts";
 
 /** Thin handlers: check the shape of the request, call the use case, shape the answer. */
-export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
+export function identityRoutes(accounts: Accounts, keys: SigningKeys, serviceClients: ServiceClients) {
   return (router: ConnectRouter) =>
     router.service(IdentityService, {
       async signUp(req) {
@@ -42,6 +43,10 @@ export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
         required({ user_id: req.userId });
         const user = await accounts.setRoles(req.userId, req.roles, requirePrincipal(ctx));
         return create(SetUserRolesResponseSchema, { user: toUser(user) });
+      },
+      async issueServiceToken(req) {
+        required({ client_id: req.clientId, client_secret: req.clientSecret });
+        return serviceClients.issue(req.clientId, req.clientSecret);
       },
       getJwks() {
         return create(GetJwksResponseSchema, { jwksJson: JSON.stringify(keys.jwks()) });

@@ -1,7 +1,7 @@
 import { runService } from "@meshwork/platform";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { access } from "./access.ts";
-import { ordersConfig, serviceAccount } from "./config.ts";
+import { ordersConfig, serviceClient } from "./config.ts";
 import { ORDERS_STREAM } from "./events.ts";
 import { Orders } from "./orders.ts";
 import { ordersRoutes } from "./rpc.ts";
@@ -31,7 +31,7 @@ runner = new SagaRunner({
   steps: rpcSteps({
     paymentsUrl: config.PAYMENTS_URL,
     shippingUrl: config.SHIPPING_URL,
-    token: new ServiceToken(config.IDENTITY_URL, () => serviceAccount(config)),
+    token: new ServiceToken(config.IDENTITY_URL, () => serviceClient(config)),
     timeoutMs: config.SAGA_STEP_TIMEOUT_MS,
     crashAfterCharge: config.MESHWORK_FAULT_CRASH_AFTER_CHARGE === "1",
   }),

@@ -16,7 +16,7 @@ export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
 export { defineConsumer, ConsumerRunner, type ConsumerSpec, type ReceivedEvent } from "./events/consumer.ts";
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
-export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type AccessTable, type MethodAccess } from "./auth/access.ts";
+export { byService, defineAccess, rulesFor, rolesIn, servicesIn, PUBLIC, SERVICE_ROLE, SIGNED_IN, ROLES, type AccessTable, type Grant, type MethodAccess, type Role, type ServiceGrant } from "./auth/access.ts";
 export { principalKey, bearerTokenKey, requirePrincipal } from "./auth/interceptor.ts";
 export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Principal } from "./auth/verifier.ts";
 export { clientAddressKey } from "./rpc/client-address.ts";
