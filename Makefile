@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev test test-unit test-integration lint api-check typecheck generate check-generated tools install chart-check images bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ lint: install ## buf lint and buf breaking against main
 	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
 	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
 
+api-check: install ## fail when a deprecated API is past its sunset by more than 14 days and still in proto/
+	node scripts/api-check.ts
+
 typecheck: install ## tsc --noEmit over every package
 	tsc -p tsconfig.json
 
@@ -63,7 +66,7 @@ test-unit: install ## unit tests (no processes, no network)
 test-integration: install ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
+test: lint api-check typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts

@@ -24,6 +24,13 @@ export const baseConfigSchema = z.object({
   MESHWORK_ENVIRONMENT: z.string().default("local"),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /**
+   * Keeps deprecated APIs served past their sunset during an incident: "<api>=<YYYY-MM-DD>,...",
+   * each later than the table's sunset (proto/deprecations.ts, docs/versioning.md).
+   */
+  DEPRECATION_EXTENSIONS: z.string().default(""),
+  /** Test-only: the deprecation window's clock starts at this instant instead of now. */
+  MESHWORK_TEST_DEPRECATION_CLOCK: z.coerce.date().optional(),
   /** Test-only fault hook: the outbox relay exits the process right after a commit, before publishing. */
   MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: z.enum(["0", "1"]).default("0"),
 });

@@ -24,4 +24,4 @@ export { runService, type ServiceContext, type ServiceDefinition, type RunningSe
 export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
-export { type Deprecation } from "./rpc/deprecation.ts";
+export { deprecationsInForce, overdueApis, RETIREMENT_GRACE_DAYS, type Deprecation, type OverdueApi } from "./rpc/deprecation.ts";

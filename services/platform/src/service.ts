@@ -14,7 +14,8 @@ import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./rpc/interceptors.ts";
-import { deprecationInterceptor, type Deprecation } from "./rpc/deprecation.ts";
+import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
+import { deprecationInterceptor, deprecationsInForce } from "./rpc/deprecation.ts";
 import { registerHealth } from "./rpc/health.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
@@ -43,8 +44,6 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   /** The protobuf services it serves (for health and the access table). */
   services: DescService[];
   access: AccessTable;
-  /** Old API versions still served, by full service name, with their sunset date and successor. */
-  deprecations?: Record<string, Deprecation>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
   consumers?: AnyConsumerSpec<Tables>[];
@@ -72,6 +71,9 @@ export async function runService<Tables, Config extends BaseConfig>(
   definition: ServiceDefinition<Tables, Config>,
 ): Promise<RunningService<Tables, Config>> {
   const { config, name } = definition;
+  // The one deprecation table (proto/deprecations.ts) with any incident extension; a bad
+  // extension stops the start, and --check-config catches it.
+  const deprecations = deprecationsInForce(DEPRECATED_APIS, config.DEPRECATION_EXTENSIONS);
   if (process.argv.includes("--check-config")) {
     console.log(`${name}: configuration is valid`);
     process.exit(0);
@@ -124,8 +126,9 @@ export async function runService<Tables, Config extends BaseConfig>(
     interceptors: [
       serverTelemetryInterceptor(),
       errorInterceptor(log),
-      deprecationInterceptor(definition.deprecations ?? {}),
       authInterceptor(definition.access, verify, log),
+      // Inside auth: the window is enforced for, and counted by, a known principal.
+      deprecationInterceptor(deprecations, deprecationClock(config.MESHWORK_TEST_DEPRECATION_CLOCK)),
     ],
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
@@ -177,4 +180,11 @@ export async function runService<Tables, Config extends BaseConfig>(
     });
   }
   return { context, rpcPort: rpc.port, adminPort: admin.port, stop };
+}
+
+/** The deprecation window's clock: the wall clock, or (tests only) one started at a given instant. */
+function deprecationClock(startAt: Date | undefined): () => number {
+  if (!startAt) return Date.now;
+  const offset = startAt.getTime() - Date.now();
+  return () => Date.now() + offset;
 }

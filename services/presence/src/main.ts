@@ -15,7 +15,6 @@ const service = await runService<PresenceTables, typeof config>({
   migrations,
   services: [PresenceService, PresenceServiceV2, PresenceAdminService],
   access,
-  deprecations: { [PresenceService.typeName]: { sunset: config.PRESENCE_V1_SUNSET, successor: PresenceServiceV2.typeName } },
   consumers: presenceConsumers({ poisonUserId: config.MESHWORK_FAULT_POISON_USER_ID }),
   routes: (router, context) => presenceRoutes(context)(router),
 });
