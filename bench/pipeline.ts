@@ -6,7 +6,7 @@ import { ensureStreams, toHeaders, uuidv7, type StreamSpec } from "@meshwork/pla
 import { UserEvent_SignedInSchema, UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { IDENTITY_STREAM, subjects } from "../services/identity/src/events.ts";
+import { IDENTITY_STREAM, userEvents } from "../services/identity/src/events.ts";
 import { PROJECTION_CONSUMER } from "../services/presence/src/events.ts";
 import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
 import { profileEnv, type Benchmark } from "./lib/context.ts";
@@ -63,7 +63,7 @@ export const pipeline: Benchmark = {
       await waitFor(() => raw!.output().includes("ready"), "raw consumer", 10_000);
       const targets: Target[] = [
         { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER, ...main, lastSeq: () => main.lastSeq(RAW_STREAM.name) },
-        { label: "presence", stream: IDENTITY_STREAM.name, subject: subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
+        { label: "presence", stream: IDENTITY_STREAM.name, subject: userEvents.subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
       ];
       const count = Math.round(3_000 * context.timeScale);
       const latencyEvents = Math.round(3 * RATE * context.timeScale);
@@ -214,7 +214,7 @@ function signedInEvent() {
     id,
     type: UserEventSchema.typeName,
     source: "meshwork/identity",
-    subject: subjects.signedIn,
+    subject: userEvents.subjects.signedIn,
     time: new Date(now),
     traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
   });

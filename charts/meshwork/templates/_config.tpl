@@ -14,34 +14,8 @@ TOKEN_AUDIENCE: {{ first $v.mesh.jwt.audiences | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
-{{- if eq .name "identity" }}
-ACCESS_TOKEN_TTL_SECONDS: {{ $v.identity.accessTokenTtlSeconds | quote }}
-MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
-# Keys come from the mounted Secret; a pod must never invent its own (replicas would disagree).
-SIGNING_KEYS_AUTOCREATE: "false"
-SIGNING_KEYS_FILE: {{ printf "/var/run/secrets/meshwork/signing-keys/%s" $v.identity.signingKeys.fileName | quote }}
-# The registered service clients: the mounted Secret, one file per client.
-SERVICE_CLIENTS_DIR: /var/run/secrets/meshwork/service-clients
-{{- end }}
+{{- /* The service's own settings from values; rendered with tpl, so they may follow other values. */}}
 {{- range $key, $value := .svc.env }}
-{{ $key }}: {{ $value | quote }}
+{{ $key }}: {{ tpl (toString $value) $.root | quote }}
 {{- end }}
-{{- end }}
-
-{{/* The bootstrap admin password: identity creates the admin with it. */}}
-{{- define "meshwork.identity.env" -}}
-- name: MESHWORK_ADMIN_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.identity.admin.existingSecret | default "meshwork-identity-admin" }}
-      key: MESHWORK_ADMIN_PASSWORD
-{{- end }}
-
-{{/* A service client's own secret for identity's client-credentials grant (its key in the shared Secret). */}}
-{{- define "meshwork.serviceClient.env" -}}
-- name: SERVICE_CLIENT_SECRET
-  valueFrom:
-    secretKeyRef:
-      name: {{ .root.Values.identity.serviceClients.existingSecret | default "meshwork-service-clients" }}
-      key: {{ .name }}
 {{- end }}

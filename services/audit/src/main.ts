@@ -14,6 +14,5 @@ await runService<AuditTables, typeof config>({
   migrations,
   services: [AuditService],
   access,
-  consumers: auditConsumers(config.AUDIT_STREAMS),
-  routes: (router, context) => auditRoutes(context)(router),
+  setup: (context) => ({ routes: auditRoutes(context), consumers: auditConsumers(config.AUDIT_STREAMS) }),
 });

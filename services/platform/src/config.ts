@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { parseFaults } from "./faults.ts";
 
 /**
  * Settings every service shares. A service extends this schema with its own keys in its
@@ -31,8 +32,17 @@ export const baseConfigSchema = z.object({
   DEPRECATION_EXTENSIONS: z.string().default(""),
   /** Test-only: the deprecation window's clock starts at this instant instead of now. */
   MESHWORK_TEST_DEPRECATION_CLOCK: z.coerce.date().optional(),
-  /** Test-only fault hook: the outbox relay exits the process right after a commit, before publishing. */
-  MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: z.enum(["0", "1"]).default("0"),
+  /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
+  MESHWORK_FAULTS: z
+    .string()
+    .default("")
+    .superRefine((value, context) => {
+      try {
+        parseFaults(value);
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

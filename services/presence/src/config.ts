@@ -6,8 +6,6 @@ const presenceConfigSchema = baseConfigSchema.extend({
   ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9052),
   /** How often expired sessions are swept from the projection. */
   EXPIRY_SWEEP_SECONDS: z.coerce.number().int().min(1).default(60),
-  /** Test-only: the projection handler fails for events of this user id (exercises dead letters). */
-  MESHWORK_FAULT_POISON_USER_ID: z.string().optional(),
 });
 
 export type PresenceConfig = z.infer<typeof presenceConfigSchema>;

@@ -27,7 +27,7 @@ export type MethodAccess = typeof PUBLIC | readonly Grant[];
 
 /**
  * A service's one access table: every RPC path it serves -> public, or the user roles and the
- * services (by name) allowed, side by side. The auth interceptor enforces it, and the chart's
+ * services (by name) allowed, side by side. The request gate enforces it, and the chart's
  * Istio AuthorizationPolicies are generated from it (scripts/generate-access.ts), so the two
  * cannot drift: `callers` (which workloads the mesh lets in on which paths) is derived from the
  * service grants, plus the public paths a service calls without a token.

@@ -11,6 +11,7 @@ import { headers as makeHeaders, nanos, type NatsConnection } from "@nats-io/tra
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ControlledTransaction, Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
+import { activeFaults } from "../faults.ts";
 import type { Logger } from "../logger.ts";
 import { consumerLag, eventsConsumed, eventsDeadLettered, eventsRedelivered } from "../metrics.ts";
 import { fromHeaders, traceIdOf, type EventEnvelope } from "./cloudevents.ts";
@@ -166,6 +167,7 @@ export class ConsumerRunner<Tables> {
       .onConflict((conflict) => conflict.doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+    activeFaults().failIf("reject-event", envelope.id, `refusing event ${envelope.id}`);
     await this.spec.handle(event, trx);
     return "applied";
   }

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { DEFAULT_DEPRECATION_WINDOW_DAYS, type DeprecatedApi } from "@meshwork/proto/deprecations.ts";
-import { principalKey } from "../auth/interceptor.ts";
+import { principalKey } from "../auth/authorize.ts";
 import { serviceMeter } from "../metrics.ts";
 
 const DAY_MS = 86_400_000;
@@ -57,8 +57,8 @@ export function deprecationsInForce(table: readonly DeprecatedApi[], extensions 
  * call is served and its answer carries `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a
  * successor `Link`, and it is counted by calling principal, so operators see who still depends on
  * the old API. From the sunset on, the call is refused with FAILED_PRECONDITION naming the
- * successor. Runs inside the auth interceptor, so the principal is known and an anonymous caller
- * learns nothing about a method it may not call. `now` is injectable for tests.
+ * successor. Runs after the request gate (rpc/pipeline.ts), so the principal is known and an
+ * anonymous caller learns nothing about a method it may not call. `now` is injectable for tests.
  */
 export function deprecationInterceptor(deprecations: Map<string, Deprecation>, now: () => number = Date.now): Interceptor {
   return (next) => async (req) => {

@@ -6,12 +6,16 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
+import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 
 export interface RpcServerOptions {
   host: string;
   port: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** Runs on the headers before the body is read (rpc/gate.ts). */
+  requestGate: RequestGate;
+  jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
   /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
   trustForwardedFor?: boolean;
@@ -35,6 +39,8 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const handler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
+    requestGate: options.requestGate,
+    jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
   });

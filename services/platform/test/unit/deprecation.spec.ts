@@ -3,7 +3,7 @@ import { Code, ConnectError, createContextValues, type UnaryRequest, type UnaryR
 import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
 import { PresenceService as PresenceV1 } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { PresenceService as PresenceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
-import { principalKey } from "../../src/auth/interceptor.ts";
+import { principalKey } from "../../src/auth/authorize.ts";
 import { deprecationInterceptor, deprecationsInForce, overdueApis, resolveDeprecation } from "../../src/rpc/deprecation.ts";
 
 const table = [{ api: PresenceV1.typeName, successor: PresenceV2.typeName, deprecatedOn: "2026-11-26" }];
