@@ -49,10 +49,11 @@ check-generated: generate ## fail when generated code does not match its sources
 	@git diff --exit-code -- proto/gen charts/meshwork/files/access.json || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
-lint: install ## buf lint and buf breaking against main
+lint: install ## buf lint; buf breaking against the last released contracts (newest v* tag, else main's previous commit)
 	buf lint
-	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
-	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
+	@ref=$$(scripts/contracts-baseline.sh); \
+	if [ -z "$$ref" ]; then echo "buf breaking: no earlier contracts to compare with"; \
+	else echo "buf breaking against $$ref"; buf breaking --against ".git#ref=$$ref"; fi
 
 api-check: install ## fail when a deprecated API is past its sunset by more than 14 days and still in proto/
 	node scripts/api-check.ts

@@ -113,6 +113,7 @@ export class Accounts {
           displayName: user.displayName,
           sessionId,
           expiresAt: timestampFromMs(expiresAt.getTime()),
+          authMethod: "password",
           occurredAt: timestampNow(),
         }),
       });
