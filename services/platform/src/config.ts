@@ -15,6 +15,8 @@ export const baseConfigSchema = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
+  /** Replicas of every stream this service ensures: 1 on a single server, 3 on a NATS cluster. */
+  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   IDENTITY_JWKS_URL: z.string().url().default("http://127.0.0.1:9051/.well-known/jwks.json"),
   /** At most one JWKS fetch per this interval when tokens name an unknown kid. */
   JWKS_REFETCH_FLOOR_MS: z.coerce.number().int().min(0).default(5_000),

@@ -124,7 +124,7 @@ export async function runService<Tables, Config extends BaseConfig>(
 
   const parts = await definition.setup(context);
   const consumerSpecs = parts.consumers ?? [];
-  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])]);
+  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])], config.STREAM_REPLICAS);
   for (const spec of consumerSpecs) runners.set(spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log));
   const workers = new Workers(parts.workers ?? [], log);
   relay.start();
