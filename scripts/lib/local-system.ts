@@ -100,6 +100,34 @@ export class LocalSystem {
     return service;
   }
 
+  /**
+   * Another process of a service already running, on ports of its own and with the same settings:
+   * replicas for scale-out tests. The caller stops it; `baseUrl`/`client` keep addressing the first.
+   */
+  async startReplica(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ process: ManagedProcess; rpcUrl: string; adminUrl: string }> {
+    const rpcPort = await freePort();
+    let adminPort = await freePort();
+    while (adminPort === rpcPort) adminPort = await freePort();
+    const process = await startService({
+      name,
+      rpcPort,
+      adminPort,
+      natsPort: this.natsPort,
+      dataDir: this.dataDir,
+      jwksUrl: `http://127.0.0.1:${this.ports.get("identity")!.admin}/.well-known/jwks.json`,
+      env: {
+        MESHWORK_LOG_FORMAT: "json",
+        ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),
+        ...this.serviceClientEnv[name],
+        ...this.options.defaultEnv,
+        ...this.options.commonEnv,
+        ...this.options.env?.[name],
+        ...extraEnv,
+      },
+    });
+    return { process, rpcUrl: `http://127.0.0.1:${rpcPort}`, adminUrl: `http://127.0.0.1:${adminPort}` };
+  }
+
   async stopService(name: ServiceName, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
     const service = this.processes.get(name);
     this.processes.delete(name);
