@@ -15,6 +15,7 @@ TOKEN_AUDIENCE: {{ first $v.mesh.jwt.audiences | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
+CORS_ALLOWED_ORIGINS: {{ join "," $v.cors.allowedOrigins | quote }}
 {{- /* The service's own settings from values; rendered with tpl, so they may follow other values. */}}
 {{- range $key, $value := .svc.env }}
 {{ $key }}: {{ tpl (toString $value) $.root | quote }}

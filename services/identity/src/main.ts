@@ -6,7 +6,7 @@ import { identityConfig, signingKeysFile } from "./config.ts";
 import { IDENTITY_STREAM } from "./events.ts";
 import { identityRoutes } from "./rpc.ts";
 import { loadServiceClientSecrets, ServiceClients } from "./service-clients.ts";
-import { jwksRoute, SigningKeys } from "./signing-keys.ts";
+import { JWKS_CACHE_CONTROL, jwksRoute, SigningKeys } from "./signing-keys.ts";
 import { migrations, type IdentityTables } from "./store.ts";
 
 const config = identityConfig();
@@ -17,6 +17,7 @@ await runService<IdentityTables, typeof config>({
   migrations,
   services: [IdentityService],
   access,
+  cacheControl: { [`/${IdentityService.typeName}/GetJwks`]: JWKS_CACHE_CONTROL },
   streams: [IDENTITY_STREAM],
   async setup(context) {
     const keys = await SigningKeys.open(signingKeysFile(config), { create: config.SIGNING_KEYS_AUTOCREATE === "true" });

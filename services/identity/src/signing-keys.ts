@@ -77,9 +77,12 @@ export class SigningKeys {
  * longest token lifetime are dropped, because no valid token can still name them.
  */
 /** The JWKS on the admin port, where every service's token verifier fetches it. */
+/** The JWKS is the same for everyone and safe to share; short, so a rotated-in key is seen within a minute. */
+export const JWKS_CACHE_CONTROL = "public, max-age=60";
+
 export function jwksRoute(keys: SigningKeys): AdminRoute {
   return (_req, res) => {
-    res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "max-age=60" }).end(JSON.stringify(keys.jwks()));
+    res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": JWKS_CACHE_CONTROL }).end(JSON.stringify(keys.jwks()));
   };
 }
 

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { parseFaults } from "./faults.ts";
+import { parseAllowedOrigins } from "./rpc/cors.ts";
 
 /**
  * Settings every service shares. A service extends this schema with its own keys in its
@@ -26,6 +27,21 @@ export const baseConfigSchema = z.object({
   MESHWORK_LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
   MESHWORK_ENVIRONMENT: z.string().default("local"),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * Browser origins allowed to call the RPC port (CORS), comma-separated; none by default. A
+   * port of `*` matches any port: `http://localhost:*` (what `make dev` sets).
+   */
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((value, ctx) => {
+      try {
+        return parseAllowedOrigins(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   /**
    * Keeps deprecated APIs served past their sunset during an incident: "<api>=<YYYY-MM-DD>,...",

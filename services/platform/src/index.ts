@@ -29,3 +29,5 @@ export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
 export { deprecationsInForce, overdueApis, RETIREMENT_GRACE_DAYS, type Deprecation, type OverdueApi } from "./rpc/deprecation.ts";
+export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
+export { PERSONAL_CACHE_CONTROL } from "./rpc/cache-control.ts";

@@ -16,7 +16,8 @@ import { createLogger, type Logger } from "./logger.ts";
 import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
 import { deprecationsInForce } from "./rpc/deprecation.ts";
 import { serverPipeline } from "./rpc/pipeline.ts";
-import { registerHealth } from "./rpc/health.ts";
+import { Health, registerHealth } from "./rpc/health.ts";
+import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
 import { Workers, type Worker } from "./workers.ts";
@@ -35,6 +36,11 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
   unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
   /** The running consumer with this durable name (for rebuilds and replays). */
   consumer(name: string): ConsumerRunner<Tables>;
+  /**
+   * Aborted when shutdown begins. Long-lived server streams end on it, so they do not hold the
+   * shutdown for the whole grace period the way an unfinished unary call may.
+   */
+  shutdownSignal: AbortSignal;
 }
 
 /** What a service's `setup` hands back: everything it serves and runs, built from the context. */
@@ -56,6 +62,11 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   /** The protobuf services it serves (for health and the access table). */
   services: DescService[];
   access: AccessTable;
+  /**
+   * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
+   * that are the same for everyone; every other GET answer is `private, no-store`.
+   */
+  cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
   /**
@@ -104,6 +115,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   });
   // Filled from what setup returns; context.consumer() is only called once the service serves.
   const runners = new Map<string, ConsumerRunner<Tables>>();
+  const shutdown = new AbortController();
   const context: ServiceContext<Tables, Config> = {
     name,
     config,
@@ -120,6 +132,7 @@ export async function runService<Tables, Config extends BaseConfig>(
       if (!runner) throw new Error(`no consumer named ${consumerName}`);
       return runner;
     },
+    shutdownSignal: shutdown.signal,
   };
 
   const parts = await definition.setup(context);
@@ -130,24 +143,27 @@ export async function runService<Tables, Config extends BaseConfig>(
   relay.start();
 
   let shuttingDown = false;
-  const consumersAttached = () => [...runners.values()].every((runner) => runner.isAttached());
-  const isReady = () => !shuttingDown && nats.isConnected() && consumersAttached() && workers.isHealthy();
+  const consumersReady = () => [...runners.values()].every((runner) => runner.isReady());
+  const isReady = () => !shuttingDown && nats.isConnected() && consumersReady() && workers.isHealthy();
   const keys = parts.tokenKeys ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
   const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
   const rpc = await startRpcServer({
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
+    allowedOrigins: config.CORS_ALLOWED_ORIGINS,
     ...serverPipeline({
       services: definition.services,
       access: definition.access,
       verify,
       deprecations,
       deprecationClock: deprecationClock(config.MESHWORK_TEST_DEPRECATION_CLOCK),
+      cacheControl: definition.cacheControl ?? {},
       log,
     }),
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
+      registerReflection(router, [Health, ...definition.services]);
       parts.routes(router);
     },
   });
@@ -159,12 +175,12 @@ export async function runService<Tables, Config extends BaseConfig>(
     checks: [
       { name: "database", check: () => database.ping().then(() => true) },
       { name: "nats", check: () => nats.isConnected() },
-      { name: "consumers", check: consumersAttached },
+      { name: "consumers", check: consumersReady },
       { name: "workers", check: () => workers.isHealthy() },
     ],
   });
-  // Consumers attach in the background: a service whose upstream stream does not exist yet still
-  // serves, and reports not-ready until it can consume.
+  // Consumers attach in the background: a service whose upstream stream does not exist yet serves
+  // and stays ready (its producer may simply start later), and attaches once the stream appears.
   for (const runner of runners.values()) {
     runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
   }
@@ -175,6 +191,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const stop = () =>
     (stopping ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       log.info("shutting down: no new calls, finishing in-flight ones");
       // Workers stop while in-flight calls finish, and both before anything they use closes.
       await Promise.all([rpc.close(config.SHUTDOWN_GRACE_MS), workers.stop()]);

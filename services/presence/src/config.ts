@@ -6,6 +6,10 @@ const presenceConfigSchema = baseConfigSchema.extend({
   ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9052),
   /** How often expired sessions are swept from the projection. */
   EXPIRY_SWEEP_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** How often the projection is read while someone watches the count (WatchOnlineCount). */
+  WATCH_POLL_MS: z.coerce.number().int().min(50).default(500),
+  /** WatchOnlineCount sends at least one message this often, changed or not. */
+  WATCH_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).default(5),
 });
 
 export type PresenceConfig = z.infer<typeof presenceConfigSchema>;

@@ -1,4 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
+import { REFLECTION_PATHS } from "../rpc/reflection.ts";
 
 /** The roles identity assigns to users. */
 export const ROLES = ["member", "publisher", "admin"] as const;
@@ -56,6 +57,9 @@ export function defineAccess(methods: Record<string, MethodAccess>, publicCaller
   const all: Record<string, MethodAccess> = {
     "/grpc.health.v1.Health/Check": PUBLIC,
     "/grpc.health.v1.Health/Watch": PUBLIC,
+    // Reflection describes only the API, which the .proto files publish anyway; grpcurl and
+    // buf curl need it before they can send a token.
+    ...Object.fromEntries(REFLECTION_PATHS.map((path) => [path, PUBLIC])),
     ...methods,
   };
   const callers: Record<string, string[]> = {};

@@ -3,6 +3,9 @@ import { DEFAULT_DEPRECATION_WINDOW_DAYS, type DeprecatedApi } from "@meshwork/p
 import { principalKey } from "../auth/authorize.ts";
 import { serviceMeter } from "../metrics.ts";
 
+/** The headers this interceptor adds; browsers may read them (cors.ts exposes them). */
+export const DEPRECATION_HEADERS = ["Deprecation", "Sunset", "Link"];
+
 const DAY_MS = 86_400_000;
 /** How long an API may stay in the build after its sunset before `make api-check` fails. */
 export const RETIREMENT_GRACE_DAYS = 14;
