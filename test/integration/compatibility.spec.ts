@@ -96,8 +96,12 @@ describe("compatibility, both directions", function () {
       const email = `compat-${Date.now()}@example.com`;
       await system.signIn(email, "compat-passphrase-1", "Compat User");
       const jsm = await system.jsm();
-      const message = await jsm.streams.getMessage("IDENTITY", { last_by_subj: "identity.v1.user.signed_in" });
-      const published = message!.data;
+      // The relay publishes after the commit, so the answer can come before the event.
+      let published: Uint8Array = new Uint8Array();
+      await waitFor(async () => {
+        published = (await jsm.streams.getMessage("IDENTITY", { last_by_subj: "identity.v1.user.signed_in" }))!.data;
+        return readV1Era(published).event.value.email === email;
+      }, "identity to publish the sign-in", 15_000, 100);
       assert.equal(fromBinary(UserEventSchema, published).event.value?.$typeName, "meshwork.identity.v1.UserEvent.SignedIn");
       const readByV1 = readV1Era(published);
       assert.equal(readByV1.event.value.email, email);
