@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
+.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint api-check typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,10 +56,14 @@ check-generated: generate ## fail when generated code does not match its sources
 	@git diff --exit-code -- proto/gen charts/meshwork/files $(MANIFEST_OUTPUTS) || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
-lint: install ## buf lint and buf breaking against main
+lint: install ## buf lint; buf breaking against the last released contracts (newest v* tag, else main's previous commit)
 	buf lint
-	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
-	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
+	@ref=$$(scripts/contracts-baseline.sh); \
+	if [ -z "$$ref" ]; then echo "buf breaking: no earlier contracts to compare with"; \
+	else echo "buf breaking against $$ref"; buf breaking --against ".git#ref=$$ref"; fi
+
+api-check: install ## fail when a deprecated API is past its sunset by more than 14 days and still in proto/
+	node scripts/api-check.ts
 
 typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer, which has its own decorator settings)
 	tsc -p tsconfig.json
@@ -92,7 +96,7 @@ test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go exampl
 	scripts/install-tools.sh go-plugins
 	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images ## everything CI runs
+test: lint api-check typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts

@@ -46,14 +46,14 @@ export const gate: Benchmark = {
     const log = createLogger({ service: "bench", level: "silent", format: "json" });
     const access = defineAccess(rulesFor(PresenceService, { GetOnlineCount: SIGNED_IN, ListOnlineUsers: SIGNED_IN }));
     const authorize = authorizeCall(access, verify, log);
-    const inGate = serverPipeline({ services: [PresenceService], access, verify, deprecations: {}, log });
+    const inGate = serverPipeline({ services: [PresenceService], access, verify, deprecations: new Map(), log });
     // The baseline: the same interceptors, the token checked innermost after the body decoded.
     const authInterceptor: Interceptor = (next) => async (req) => {
       await authorize({ service: req.service, method: req.method, requestHeader: req.header, values: req.contextValues } as HandlerContext);
       return next(req);
     };
     const inInterceptor = {
-      interceptors: [serverTelemetryInterceptor(), deprecationInterceptor({}), validationInterceptor(), errorInterceptor(log), authInterceptor],
+      interceptors: [serverTelemetryInterceptor(), deprecationInterceptor(new Map()), validationInterceptor(), errorInterceptor(log), authInterceptor],
       jsonOptions: strictJson,
     };
     const servers = { gate: await serve(inGate), interceptor: await serve(inInterceptor) };

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_PORTS, MANIFEST, peerEnv, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
+import { DEFAULT_PORTS, MANIFEST, peerEnv, ROOT, serviceClientEnv, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
 const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".data");
@@ -15,6 +15,8 @@ const offset = Number(process.env["MESHWORK_DEV_PORT_OFFSET"] ?? 0);
 const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
 const ports: typeof DEFAULT_PORTS = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name]!.rpc + offset, admin: DEFAULT_PORTS[name]!.admin + offset }]));
 const admin = adminCredentials();
+// identity keeps no state about service clients, so fresh secrets on every start are enough.
+const clientEnv = serviceClientEnv();
 const processes: ManagedProcess[] = [];
 let stopping = false;
 const print = (line: string) => process.stdout.write(line + "\n");
@@ -49,6 +51,7 @@ try {
         // Any web app served from this machine may call, whatever port its dev server picked.
         CORS_ALLOWED_ORIGINS: process.env["CORS_ALLOWED_ORIGINS"] ?? "http://localhost:*,http://127.0.0.1:*",
         ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name]!.rpc]))),
+        ...clientEnv[name],
       },
     });
   // Producers first, together; then the consumers, which are ready once the streams they read exist.

@@ -12,6 +12,8 @@ import {
   CORS_EXPOSED_HEADERS,
   CORS_MAX_AGE_SECONDS,
   PUBLIC,
+  rolesIn,
+  servicesIn,
   type AccessTable,
 } from "@meshwork/platform";
 import { loadServices, ROOT } from "./lib/services.ts";
@@ -31,7 +33,7 @@ export function renderAccessJson(tables: Record<string, AccessTable>): string {
       name,
       {
         methods: Object.fromEntries(
-          Object.entries(table.methods).map(([method, rule]) => [method, rule === PUBLIC ? { public: true, roles: [] } : { public: false, roles: [...rule] }]),
+          Object.entries(table.methods).map(([method, rule]) => [method, { public: rule === PUBLIC, roles: rolesIn(rule), services: servicesIn(rule) }]),
         ),
         callers: table.callers,
       },

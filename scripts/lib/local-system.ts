@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
-import { freePort, peerEnv, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "./system.ts";
+import { freePort, peerEnv, serviceClientEnv, startNats, startService, SERVICES, type ManagedProcess, type ServiceName } from "./system.ts";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -39,6 +39,8 @@ export class LocalSystem {
   readonly processes = new Map<ServiceName, ManagedProcess>();
   readonly ports = new Map<ServiceName, { rpc: number; admin: number }>();
   private readonly options: LocalSystemOptions;
+  /** Client secrets of identity's client-credentials grant, fresh for each system. */
+  readonly serviceClientEnv = serviceClientEnv();
   private connection: NatsConnection | undefined;
 
   constructor(options: LocalSystemOptions = {}) {
@@ -90,6 +92,7 @@ export class LocalSystem {
       env: {
         MESHWORK_LOG_FORMAT: "json",
         ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),
+        ...this.serviceClientEnv[name],
         ...this.options.defaultEnv,
         ...this.options.commonEnv,
         ...this.options.env?.[name],
@@ -98,6 +101,34 @@ export class LocalSystem {
     });
     this.processes.set(name, service);
     return service;
+  }
+
+  /**
+   * Another process of a service already running, on ports of its own and with the same settings:
+   * replicas for scale-out tests. The caller stops it; `baseUrl`/`client` keep addressing the first.
+   */
+  async startReplica(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ process: ManagedProcess; rpcUrl: string; adminUrl: string }> {
+    const rpcPort = await freePort();
+    let adminPort = await freePort();
+    while (adminPort === rpcPort) adminPort = await freePort();
+    const process = await startService({
+      name,
+      rpcPort,
+      adminPort,
+      natsPort: this.natsPort,
+      dataDir: this.dataDir,
+      jwksUrl: `http://127.0.0.1:${this.ports.get("identity")!.admin}/.well-known/jwks.json`,
+      env: {
+        MESHWORK_LOG_FORMAT: "json",
+        ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),
+        ...this.serviceClientEnv[name],
+        ...this.options.defaultEnv,
+        ...this.options.commonEnv,
+        ...this.options.env?.[name],
+        ...extraEnv,
+      },
+    });
+    return { process, rpcUrl: `http://127.0.0.1:${rpcPort}`, adminUrl: `http://127.0.0.1:${adminPort}` };
   }
 
   async stopService(name: ServiceName, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {

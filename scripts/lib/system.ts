@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadServices, ROOT } from "./services.ts";
+import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
+import { access as identityAccess } from "../../services/identity/src/access.ts";
 
 /**
  * Starts and stops the real processes of a local Meshwork: nats-server and each service. Used by
@@ -27,6 +30,26 @@ export function peerEnv(rpcPorts: Partial<Record<ServiceName, number>>): NodeJS.
   return Object.fromEntries(
     [...called].filter((name) => rpcPorts[name]).map((name) => [`${name.toUpperCase().replaceAll("-", "_")}_URL`, `http://127.0.0.1:${rpcPorts[name]}`]),
   );
+}
+
+/**
+ * The services registered as clients of identity's client-credentials grant: those its access
+ * table lets call IssueServiceToken (the same list the chart's Secret is rendered from).
+ */
+export function serviceClients(): string[] {
+  const grant = `/${IdentityService.typeName}/IssueServiceToken`;
+  return Object.entries(identityAccess.callers)
+    .filter(([, paths]) => paths.includes(grant))
+    .map(([name]) => name)
+    .sort();
+}
+
+/** A fresh secret per service client: identity gets the registry, each client its own secret. */
+export function serviceClientEnv(): Partial<Record<ServiceName, NodeJS.ProcessEnv>> {
+  const secrets = serviceClients().map((name) => [name, randomBytes(24).toString("base64url")] as const);
+  const env: Partial<Record<ServiceName, NodeJS.ProcessEnv>> = { identity: { SERVICE_CLIENTS: secrets.map(([name, secret]) => `${name}=${secret}`).join(",") } };
+  for (const [name, secret] of secrets) env[name as ServiceName] = { SERVICE_CLIENT_SECRET: secret };
+  return env;
 }
 
 export function natsServerBinary(): string {

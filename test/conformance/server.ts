@@ -45,7 +45,7 @@ const pipeline = serverPipeline({
     rulesFor(ConformanceService, { Unary: PUBLIC, ServerStream: PUBLIC, ClientStream: PUBLIC, BidiStream: PUBLIC, Unimplemented: PUBLIC, IdempotentUnary: PUBLIC }),
   ),
   verify: () => Promise.reject(new InvalidTokenError("the conformance server accepts no tokens")),
-  deprecations: {},
+  deprecations: new Map(),
   log: createLogger({ service: "conformance", level: "silent", format: "json" }),
 });
 const server = await startRpcServer({

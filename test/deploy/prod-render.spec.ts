@@ -73,6 +73,23 @@ describe("the production render", () => {
     });
   }
 
+  it("gives every stream three replicas, for the three-server NATS cluster", () => {
+    for (const service of services) {
+      const config = objects.find((object) => object.kind === "ConfigMap" && object.metadata.name === `meshwork-${service}`) as { data?: Record<string, string> } | undefined;
+      assert.equal(config?.data?.["STREAM_REPLICAS"], "3", service);
+    }
+  });
+
+  it("gives orders its own service-client secret and no admin credential", () => {
+    const deployment = objects.find((object) => object.kind === "Deployment" && object.metadata.name === "meshwork-orders");
+    const container = (deployment!.spec as { template: { spec: { containers: { env?: { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[] }[] } } }).template.spec.containers[0]!;
+    const names = (container.env ?? []).map((variable) => variable.name);
+    assert.ok(!names.some((name) => name.startsWith("MESHWORK_ADMIN")), `orders env: ${names.join(", ")}`);
+    assert.deepEqual(container.env?.find((variable) => variable.name === "SERVICE_CLIENT_SECRET")?.valueFrom?.secretKeyRef, { name: "meshwork-service-clients", key: "orders" });
+    const ordersConfig = objects.find((object) => object.kind === "ConfigMap" && object.metadata.name === "meshwork-orders") as { data?: Record<string, string> } | undefined;
+    assert.ok(!Object.keys(ordersConfig?.data ?? {}).some((key) => key.startsWith("MESHWORK_ADMIN")));
+  });
+
   it("turns on STRICT mTLS and per-service authorization with the mesh", () => {
     const strict = objects.find((object) => object.kind === "PeerAuthentication" && (object.spec as { mtls?: { mode?: string } }).mtls?.mode === "STRICT" && !(object.spec as { selector?: unknown }).selector);
     assert.ok(strict, "a namespace-wide STRICT PeerAuthentication");

@@ -8,6 +8,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
+import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
+import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
+import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
 import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { ROOT, waitFor } from "../../scripts/lib/system.ts";
 import { adminToken, PROTOCOLS, TestSystem } from "../support/harness.ts";
@@ -165,6 +168,40 @@ describe("token-based security", function () {
         const count = await system.client(PresenceService, "presence", protocol, token).getOnlineCount({});
         assert.ok(count.count > 0n);
       }
+    }
+  });
+
+  const ordersServiceToken = async () => {
+    const clientSecret = system.serviceClientEnv.orders!["SERVICE_CLIENT_SECRET"]!;
+    return (await system.client(IdentityService, "identity").issueServiceToken({ clientId: "orders", clientSecret })).accessToken;
+  };
+  const denied = (error: ConnectError) => error.code === Code.PermissionDenied;
+
+  it("issues orders a service token with role service and svc orders, and refuses a wrong secret or an unknown client", async () => {
+    const [, payload] = (await ordersServiceToken()).split(".") as [string, string];
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as { roles: string[]; svc: string; sub: string };
+    assert.deepEqual({ roles: claims.roles, svc: claims.svc, sub: claims.sub }, { roles: ["service"], svc: "orders", sub: "service:orders" });
+    const identity = system.client(IdentityService, "identity");
+    const unauthenticated = (error: ConnectError) => error.code === Code.Unauthenticated;
+    await assert.rejects(identity.issueServiceToken({ clientId: "orders", clientSecret: "not-the-secret-of-orders-at-all" }), unauthenticated);
+    await assert.rejects(identity.issueServiceToken({ clientId: "presence", clientSecret: system.serviceClientEnv.orders!["SERVICE_CLIENT_SECRET"]! }), unauthenticated);
+  });
+
+  it("refuses a leaked service token on user-only methods, over every protocol", async () => {
+    const leaked = await ordersServiceToken();
+    for (const protocol of PROTOCOLS) {
+      await assert.rejects(system.client(PresenceService, "presence", protocol, leaked).getOnlineCount({}), denied);
+      await assert.rejects(system.client(OrdersService, "orders", protocol, leaked).placeOrder({}), denied);
+      await assert.rejects(system.client(IdentityService, "identity", protocol, leaked).signOut({}), denied);
+      await assert.rejects(system.client(IdentityService, "identity", protocol, leaked).setUserRoles({ userId: publisherId, roles: ["admin"] }), denied);
+    }
+  });
+
+  it("refuses a member token, and even an admin's, on the methods only orders' service may call", async () => {
+    for (const token of [tokens.member, admin]) {
+      await assert.rejects(system.client(PaymentsService, "payments", "grpc", token).charge({ idempotencyKey: "k", orderId: "o", userId: "u", amountCents: 1n, currency: "EUR" }), denied);
+      await assert.rejects(system.client(PaymentsService, "payments", "connect", token).refund({}), denied);
+      await assert.rejects(system.client(ShippingService, "shipping", "connect", token).createShipment({}), denied);
     }
   });
 

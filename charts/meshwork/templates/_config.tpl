@@ -5,6 +5,7 @@ RPC_PORT: {{ .svc.rpcPort | quote }}
 ADMIN_PORT: {{ .svc.adminPort | quote }}
 DATA_DIR: /tmp/data
 NATS_URL: {{ $v.nats.url | quote }}
+STREAM_REPLICAS: {{ $v.nats.streamReplicas | quote }}
 LOG_LEVEL: {{ $v.logLevel | quote }}
 MESHWORK_LOG_FORMAT: json
 MESHWORK_ENVIRONMENT: {{ $v.environment | quote }}

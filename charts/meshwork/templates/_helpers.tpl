@@ -40,6 +40,16 @@ meshwork-{{ .name }}
 {{- toJson $table.services -}}
 {{- end }}
 
+{{/* The services registered for identity's client-credentials grant: those identity's access table lets call IssueServiceToken. JSON list. */}}
+{{- define "meshwork.serviceClients" -}}
+{{- $access := include "meshwork.access" . | fromJson -}}
+{{- $clients := list -}}
+{{- range $caller, $paths := (index $access "identity").callers | default dict -}}
+{{- if has "/meshwork.identity.v1.IdentityService/IssueServiceToken" $paths }}{{ $clients = append $clients $caller }}{{ end -}}
+{{- end -}}
+{{- toJson (sortAlpha $clients) -}}
+{{- end }}
+
 {{/* SPIFFE-style principal Istio gives a service account: <trust domain>/ns/<ns>/sa/<sa>. */}}
 {{- define "meshwork.principal" -}}
 {{ .root.Values.mesh.trustDomain }}/ns/{{ .root.Release.Namespace }}/sa/{{ .sa }}

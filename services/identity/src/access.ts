@@ -7,9 +7,11 @@ export const access = defineAccess(
     SignUp: PUBLIC,
     SignIn: PUBLIC,
     GetJwks: PUBLIC,
+    // The client secret is the credential; the mesh admits only the registered services' workloads.
+    IssueServiceToken: PUBLIC,
     SignOut: SIGNED_IN,
     SetUserRoles: ["admin"],
   }),
-  // orders signs in as its service account to drive the checkout saga (docs/saga.md).
-  { orders: [`/${IdentityService.typeName}/SignIn`] },
+  // orders fetches its own service token to drive the checkout saga (docs/saga.md).
+  { orders: [`/${IdentityService.typeName}/IssueServiceToken`] },
 );

@@ -18,14 +18,14 @@ import {
   UserEvent_SignedUpSchema,
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { trace, type Meter } from "@opentelemetry/api";
-import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
 import { canonicalEmail, checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
 import { userEvents } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
-import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
+import { signAccessToken } from "./tokens.ts";
+import { endSession, failureLog, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
 
 // @node-rs/argon2 exports Algorithm as a const enum, which type stripping cannot inline.
 const ARGON2ID = 2;
@@ -60,8 +60,10 @@ export class Accounts {
       parallelism: config.ARGON2_PARALLELISM,
     };
     const windowMs = config.THROTTLE_WINDOW_SECONDS * 1000;
-    this.accountThrottle = new FailureThrottle({ limit: config.THROTTLE_ACCOUNT_FAILURES, windowMs });
-    this.addressThrottle = new FailureThrottle({ limit: config.THROTTLE_ADDRESS_FAILURES, windowMs });
+    // In the shared database, so the limits hold across every identity replica.
+    const log = failureLog(context.database.db);
+    this.accountThrottle = new FailureThrottle({ log, scope: "account", limit: config.THROTTLE_ACCOUNT_FAILURES, windowMs });
+    this.addressThrottle = new FailureThrottle({ log, scope: "address", limit: config.THROTTLE_ADDRESS_FAILURES, windowMs });
     // An unknown email is verified against this hash, so it costs the same time as a wrong password.
     this.decoyHash = hash(uuidv7(), this.hashOptions);
     this.signIns = meter.createCounter("meshwork.identity.sign_ins", { description: "Sign-in attempts, by outcome" });
@@ -86,7 +88,7 @@ export class Accounts {
   async signIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
     // Canonical, not validated: sign-in tells an attacker nothing about what an address may be.
     const email = canonicalEmail(input.email);
-    const wait = Math.max(this.accountThrottle.retryAfterSeconds(email), this.addressThrottle.retryAfterSeconds(clientAddress));
+    const wait = Math.max(await this.accountThrottle.retryAfterSeconds(email), await this.addressThrottle.retryAfterSeconds(clientAddress));
     if (wait > 0) {
       this.signIns.add(1, { outcome: "throttled" });
       throw new ResourceExhaustedError(`too many failed sign-ins; retry in ${wait} s`, wait);
@@ -94,12 +96,11 @@ export class Accounts {
     const user = await findUserByEmail(this.context.database.db, email);
     const valid = await verify(user?.passwordHash ?? (await this.decoyHash), input.password).catch(() => false);
     if (!user || !valid) {
-      this.accountThrottle.recordFailure(email);
-      this.addressThrottle.recordFailure(clientAddress);
+      await Promise.all([this.accountThrottle.recordFailure(email), this.addressThrottle.recordFailure(clientAddress)]);
       this.signIns.add(1, { outcome: "invalid_credentials" });
       throw new UnauthenticatedError("invalid email or password");
     }
-    this.accountThrottle.reset(email);
+    await this.accountThrottle.reset(email);
     const sessionId = uuidv7();
     const expiresAt = new Date(Date.now() + this.context.config.ACCESS_TOKEN_TTL_SECONDS * 1000);
     const accessToken = await this.issueToken(user, sessionId, expiresAt);
@@ -113,6 +114,7 @@ export class Accounts {
           displayName: user.displayName,
           sessionId,
           expiresAt: timestampFromMs(expiresAt.getTime()),
+          authMethod: "password",
           occurredAt: timestampNow(),
         }),
       });
@@ -160,17 +162,7 @@ export class Accounts {
     this.context.log.info({ email }, "created the admin user");
   }
 
-  private async issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
-    const key = this.keys.current;
-    return new SignJWT({ roles: user.roles, sid: sessionId })
-      .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
-      .setIssuer(this.context.config.TOKEN_ISSUER)
-      .setAudience(this.context.config.TOKEN_AUDIENCE)
-      .setSubject(user.id)
-      .setIssuedAt()
-      .setNotBefore("0s")
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-      .setJti(sessionId)
-      .sign(await this.keys.privateKey());
+  private issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
+    return signAccessToken(this.keys, this.context.config, { subject: user.id, tokenId: sessionId, expiresAt, claims: { roles: user.roles } });
   }
 }

@@ -17,6 +17,14 @@ const identityConfigSchema = baseConfigSchema.extend({
   THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(1).default(10),
   THROTTLE_ADDRESS_FAILURES: z.coerce.number().int().min(1).default(100),
   THROTTLE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+  /**
+   * The registered service clients of the client-credentials grant (IssueServiceToken): a mounted
+   * Kubernetes Secret with one file per client named after it, and/or (development) a list
+   * "orders=<secret>,notifications=<secret>".
+   */
+  SERVICE_CLIENTS_DIR: z.string().optional(),
+  SERVICE_CLIENTS: z.string().optional(),
+  SERVICE_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
   /** Create the signing key file when it is missing (local development only). */
   SIGNING_KEYS_AUTOCREATE: z.enum(["true", "false"]).default("true"),
 });

@@ -5,6 +5,7 @@ import { Accounts } from "./accounts.ts";
 import { identityConfig, signingKeysFile } from "./config.ts";
 import { IDENTITY_STREAM } from "./events.ts";
 import { identityRoutes } from "./rpc.ts";
+import { loadServiceClientSecrets, ServiceClients } from "./service-clients.ts";
 import { JWKS_CACHE_CONTROL, jwksRoute, SigningKeys } from "./signing-keys.ts";
 import { migrations, type IdentityTables } from "./store.ts";
 
@@ -21,9 +22,11 @@ await runService<IdentityTables, typeof config>({
   async setup(context) {
     const keys = await SigningKeys.open(signingKeysFile(config), { create: config.SIGNING_KEYS_AUTOCREATE === "true" });
     const accounts = new Accounts(context, keys, serviceMeter);
+    const serviceClients = new ServiceClients(loadServiceClientSecrets(config), keys, config, context.log);
+    context.log.info({ clients: serviceClients.registered }, "service clients registered");
     await accounts.ensureAdmin(config.MESHWORK_ADMIN_EMAIL, config.MESHWORK_ADMIN_PASSWORD);
     return {
-      routes: identityRoutes(accounts, keys),
+      routes: identityRoutes(accounts, keys, serviceClients),
       adminRoutes: { "/.well-known/jwks.json": jwksRoute(keys) },
       tokenKeys: localKeys(() => keys.jwks()),
     };

@@ -13,11 +13,12 @@ import {
   type User,
 } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import type { Accounts } from "./accounts.ts";
+import type { ServiceClients } from "./service-clients.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import type { UserRecord } from "./store.ts";
 
 /** Thin handlers: the platform has checked the request against its contract rules; call the use case, shape the answer. */
-export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
+export function identityRoutes(accounts: Accounts, keys: SigningKeys, serviceClients: ServiceClients) {
   return (router: ConnectRouter) =>
     router.service(IdentityService, {
       async signUp(req) {
@@ -39,6 +40,9 @@ export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
       async setUserRoles(req, ctx) {
         const user = await accounts.setRoles(req.userId, req.roles, requirePrincipal(ctx));
         return create(SetUserRolesResponseSchema, { user: toUser(user) });
+      },
+      async issueServiceToken(req) {
+        return serviceClients.issue(req.clientId, req.clientSecret);
       },
       getJwks() {
         return create(GetJwksResponseSchema, { jwksJson: JSON.stringify(keys.jwks()) });

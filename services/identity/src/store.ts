@@ -1,8 +1,10 @@
 import type { PlatformTables, Role } from "@meshwork/platform";
 import type { Kysely, Transaction } from "kysely";
+import type { FailureLog } from "./domain/throttle.ts";
 import * as usersAndSessions from "./migrations/0001_users_and_sessions.ts";
+import * as signInFailures from "./migrations/0002_sign_in_failures.ts";
 
-export const migrations = { "0001_users_and_sessions": usersAndSessions };
+export const migrations = { "0001_users_and_sessions": usersAndSessions, "0002_sign_in_failures": signInFailures };
 
 export interface IdentityTables {
   users: {
@@ -18,6 +20,10 @@ export interface IdentityTables {
     user_id: string;
     expires_at: number;
     ended_at: number | null;
+  };
+  sign_in_failures: {
+    throttle_key: string;
+    failed_at: number;
   };
 }
 
@@ -82,4 +88,24 @@ export async function endSession(db: Db, sessionId: string, userId: string): Pro
 
 function toUser(row: IdentityTables["users"]): UserRecord {
   return { id: row.id, email: row.email, displayName: row.display_name, passwordHash: row.password_hash, roles: JSON.parse(row.roles) as Role[] };
+}
+
+/** The sign-in throttle's failures, in the database every identity replica shares. */
+export function failureLog(db: Kysely<IdentityDatabase>): FailureLog {
+  return {
+    async failuresAfter(key, after) {
+      const rows = await db.selectFrom("sign_in_failures").select("failed_at").where("throttle_key", "=", key).where("failed_at", ">", after).orderBy("failed_at").execute();
+      // PostgreSQL returns bigint as a string.
+      return rows.map((row) => Number(row.failed_at));
+    },
+    async record(key, at, forgetUpTo) {
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom("sign_in_failures").where("throttle_key", "=", key).where("failed_at", "<=", forgetUpTo).execute();
+        await trx.insertInto("sign_in_failures").values({ throttle_key: key, failed_at: at }).execute();
+      });
+    },
+    async clear(key) {
+      await db.deleteFrom("sign_in_failures").where("throttle_key", "=", key).execute();
+    },
+  };
 }

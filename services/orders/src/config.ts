@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
@@ -6,17 +7,16 @@ const ordersConfigSchema = baseConfigSchema.extend({
   /** Where the saga's steps go. */
   PAYMENTS_URL: z.string().url().default("http://127.0.0.1:50055"),
   SHIPPING_URL: z.string().url().default("http://127.0.0.1:50056"),
-  /** identity's RPC port, where orders signs in as its service account. */
+  /** identity's RPC port, where orders trades its client secret for a service token. */
   IDENTITY_URL: z.string().url().default("http://127.0.0.1:50051"),
   /**
-   * The account whose token the saga sends to payments and shipping (docs/saga.md). When unset,
-   * the bootstrap admin (MESHWORK_ADMIN_EMAIL / MESHWORK_ADMIN_PASSWORD) is used: fine for
-   * `make dev`, not for a shared cluster.
+   * orders' registered service client (docs/security.md): the saga calls payments and shipping
+   * with the service token identity issues for it. The secret comes from a Kubernetes Secret
+   * (SERVICE_CLIENT_SECRET_FILE, or the variable itself in development).
    */
-  ORDERS_SERVICE_EMAIL: z.string().email().optional(),
-  ORDERS_SERVICE_PASSWORD: z.string().min(1).optional(),
-  MESHWORK_ADMIN_EMAIL: z.string().email().optional(),
-  MESHWORK_ADMIN_PASSWORD: z.string().min(1).optional(),
+  SERVICE_CLIENT_ID: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/).default("orders"),
+  SERVICE_CLIENT_SECRET: z.string().min(1).optional(),
+  SERVICE_CLIENT_SECRET_FILE: z.string().optional(),
   /** How often the runner looks for sagas to resume, besides being woken by PlaceOrder. */
   SAGA_POLL_MS: z.coerce.number().int().min(10).default(1_000),
   /** How long a runner owns a saga it picked up; another replica may take it over after that. */
@@ -33,10 +33,10 @@ export function ordersConfig(env: NodeJS.ProcessEnv = process.env): OrdersConfig
   return loadConfig(ordersConfigSchema, env);
 }
 
-export function serviceAccount(config: OrdersConfig): { email: string; password: string } | undefined {
-  const email = config.ORDERS_SERVICE_EMAIL ?? config.MESHWORK_ADMIN_EMAIL;
-  const password = config.ORDERS_SERVICE_PASSWORD ?? config.MESHWORK_ADMIN_PASSWORD;
-  return email && password ? { email, password } : undefined;
+/** orders' client credentials, read when a token is needed (a rotated Secret file is picked up). */
+export function serviceClient(config: OrdersConfig): { clientId: string; clientSecret: string } | undefined {
+  const secret = config.SERVICE_CLIENT_SECRET_FILE ? fs.readFileSync(config.SERVICE_CLIENT_SECRET_FILE, "utf8").trim() : config.SERVICE_CLIENT_SECRET;
+  return secret ? { clientId: config.SERVICE_CLIENT_ID, clientSecret: secret } : undefined;
 }
 
 /** How the saga runner polls, leases and backs off, from the SAGA_* settings. */

@@ -1,7 +1,7 @@
 import { runService } from "@meshwork/platform";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { access } from "./access.ts";
-import { ordersConfig, sagaTiming, serviceAccount } from "./config.ts";
+import { ordersConfig, sagaTiming, serviceClient } from "./config.ts";
 import { ORDERS_STREAM } from "./events.ts";
 import { Orders } from "./orders.ts";
 import { ordersRoutes } from "./rpc.ts";
@@ -21,7 +21,7 @@ await runService<OrdersTables, typeof config>({
   streams: [ORDERS_STREAM],
   setup(context) {
     // The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
-    const token = new ServiceToken(config.IDENTITY_URL, () => serviceAccount(config));
+    const token = new ServiceToken(config.IDENTITY_URL, () => serviceClient(config));
     const steps = rpcSteps({ paymentsUrl: config.PAYMENTS_URL, shippingUrl: config.SHIPPING_URL, token, timeoutMs: config.SAGA_STEP_TIMEOUT_MS });
     const runner = new SagaRunner({ db: context.database.db, unitOfWork: context.unitOfWork, steps, log: context.log.child({ component: "saga" }), ...sagaTiming(config) });
     return { routes: ordersRoutes(new Orders(context, () => runner.nudge())), workers: [runner] };

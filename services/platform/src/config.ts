@@ -17,6 +17,8 @@ export const baseConfigSchema = z.object({
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
+  /** Replicas of every stream this service ensures: 1 on a single server, 3 on a NATS cluster. */
+  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   IDENTITY_JWKS_URL: z.string().url().default("http://127.0.0.1:9051/.well-known/jwks.json"),
   /** At most one JWKS fetch per this interval when tokens name an unknown kid. */
   JWKS_REFETCH_FLOOR_MS: z.coerce.number().int().min(0).default(5_000),
@@ -44,6 +46,13 @@ export const baseConfigSchema = z.object({
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   /** Proxies in front that append the client's address to X-Forwarded-For: 1 behind the Istio gateway. */
   TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /**
+   * Keeps deprecated APIs served past their sunset during an incident: "<api>=<YYYY-MM-DD>,...",
+   * each later than the table's sunset (proto/deprecations.ts, docs/versioning.md).
+   */
+  DEPRECATION_EXTENSIONS: z.string().default(""),
+  /** Test-only: the deprecation window's clock starts at this instant instead of now. */
+  MESHWORK_TEST_DEPRECATION_CLOCK: z.coerce.date().optional(),
   /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
   MESHWORK_FAULTS: z
     .string()

@@ -18,7 +18,7 @@ export { eventEmitter, type EventEmitter, type EventEnvelopeMessage } from "./ev
 export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
-export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type AccessTable, type MethodAccess } from "./auth/access.ts";
+export { byService, defineAccess, rulesFor, rolesIn, servicesIn, PUBLIC, SERVICE_ROLE, SIGNED_IN, ROLES, type AccessTable, type Grant, type MethodAccess, type Role, type ServiceGrant } from "./auth/access.ts";
 export { principalKey, requirePrincipal } from "./auth/authorize.ts";
 export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Principal } from "./auth/verifier.ts";
 export { clientAddressKey } from "./rpc/client-address.ts";
@@ -28,6 +28,6 @@ export { type AdminRoute } from "./admin.ts";
 export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
-export { type Deprecation } from "./rpc/deprecation.ts";
+export { deprecationsInForce, overdueApis, RETIREMENT_GRACE_DAYS, type Deprecation, type OverdueApi } from "./rpc/deprecation.ts";
 export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
 export { contractViolations } from "./rpc/validation.ts";

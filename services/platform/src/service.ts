@@ -14,7 +14,8 @@ import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import type { Deprecation } from "./rpc/deprecation.ts";
+import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
+import { deprecationsInForce } from "./rpc/deprecation.ts";
 import { serverPipeline } from "./rpc/pipeline.ts";
 import { Health, registerHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
@@ -62,8 +63,6 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   /** The protobuf services it serves (for health and the access table). */
   services: DescService[];
   access: AccessTable;
-  /** Old API versions still served, by full service name, with their sunset date and successor. */
-  deprecations?: Record<string, Deprecation>;
   /**
    * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
    * that are the same for everyone; every other GET answer is `no-store`.
@@ -95,6 +94,9 @@ export async function runService<Tables, Config extends BaseConfig>(
   definition: ServiceDefinition<Tables, Config>,
 ): Promise<RunningService<Tables, Config>> {
   const { config, name } = definition;
+  // The one deprecation table (proto/deprecations.ts) with any incident extension; a bad
+  // extension stops the start, and --check-config catches it.
+  const deprecations = deprecationsInForce(DEPRECATED_APIS, config.DEPRECATION_EXTENSIONS);
   if (process.argv.includes("--check-config")) {
     console.log(`${name}: configuration is valid`);
     process.exit(0);
@@ -136,7 +138,7 @@ export async function runService<Tables, Config extends BaseConfig>(
 
   const parts = await definition.setup(context);
   const consumerSpecs = parts.consumers ?? [];
-  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])]);
+  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])], config.STREAM_REPLICAS);
   for (const spec of consumerSpecs) runners.set(spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log));
   const workers = new Workers(parts.workers ?? [], log);
   relay.start();
@@ -156,7 +158,8 @@ export async function runService<Tables, Config extends BaseConfig>(
       services: definition.services,
       access: definition.access,
       verify,
-      deprecations: definition.deprecations ?? {},
+      deprecations,
+      deprecationClock: deprecationClock(config.MESHWORK_TEST_DEPRECATION_CLOCK),
       cacheControl: definition.cacheControl ?? {},
       log,
     }),
@@ -215,4 +218,11 @@ export async function runService<Tables, Config extends BaseConfig>(
     });
   }
   return { context, rpcPort: rpc.port, adminPort: admin.port, stop };
+}
+
+/** The deprecation window's clock: the wall clock, or (tests only) one started at a given instant. */
+function deprecationClock(startAt: Date | undefined): () => number {
+  if (!startAt) return Date.now;
+  const offset = startAt.getTime() - Date.now();
+  return () => Date.now() + offset;
 }

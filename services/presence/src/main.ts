@@ -15,7 +15,6 @@ await runService<PresenceTables, typeof config>({
   migrations,
   services: [PresenceService, PresenceServiceV2, PresenceAdminService],
   access,
-  deprecations: { [PresenceService.typeName]: { sunset: config.PRESENCE_V1_SUNSET, successor: PresenceServiceV2.typeName } },
   setup: (context) => ({
     routes: presenceRoutes(context),
     consumers: presenceConsumers(),

@@ -1,42 +1,70 @@
 /**
  * Counts recent sign-in failures per key (an account, an address) in a sliding window and says
- * when a key must wait. Pure and clock-injected, so its rules are unit tested without sleeping.
- * State is per process: with several replicas an attacker gets at most replicas x limit tries.
+ * when a key must wait. The failures live in a FailureLog: identity's database in a running
+ * service (store.ts), so every replica sees the same counts and an attacker gets `limit` tries in
+ * all, not `limit` per replica; memory in unit tests. The rules here are clock-injected, so they
+ * are unit tested without sleeping.
  */
+export interface FailureLog {
+  /** When `key` failed after `after` (epoch ms), oldest first. */
+  failuresAfter(key: string, after: number): Promise<number[]>;
+  /** Records a failure of `key` at `at`, and forgets that key's failures at or before `forgetUpTo`. */
+  record(key: string, at: number, forgetUpTo: number): Promise<void>;
+  clear(key: string): Promise<void>;
+}
+
 export class FailureThrottle {
-  private readonly failures = new Map<string, number[]>();
+  private readonly log: FailureLog;
+  private readonly scope: string;
   private readonly limit: number;
   private readonly windowMs: number;
   private readonly now: () => number;
 
-  constructor(options: { limit: number; windowMs: number; now?: () => number }) {
+  /** `scope` keeps the keys of different throttles sharing one log apart ("account", "address"). */
+  constructor(options: { log: FailureLog; scope: string; limit: number; windowMs: number; now?: () => number }) {
+    this.log = options.log;
+    this.scope = options.scope;
     this.limit = options.limit;
     this.windowMs = options.windowMs;
     this.now = options.now ?? Date.now;
   }
 
   /** Seconds the key must wait before it may try again, or 0. */
-  retryAfterSeconds(key: string): number {
-    const recent = this.recent(key);
+  async retryAfterSeconds(key: string): Promise<number> {
+    const now = this.now();
+    const recent = await this.log.failuresAfter(this.keyOf(key), now - this.windowMs);
     if (recent.length < this.limit) return 0;
     const unlockAt = recent[recent.length - this.limit]! + this.windowMs;
-    return Math.max(1, Math.ceil((unlockAt - this.now()) / 1000));
+    return Math.max(1, Math.ceil((unlockAt - now) / 1000));
   }
 
-  recordFailure(key: string): void {
-    const recent = this.recent(key);
-    recent.push(this.now());
-    this.failures.set(key, recent);
+  async recordFailure(key: string): Promise<void> {
+    const now = this.now();
+    await this.log.record(this.keyOf(key), now, now - this.windowMs);
   }
 
-  reset(key: string): void {
+  async reset(key: string): Promise<void> {
+    await this.log.clear(this.keyOf(key));
+  }
+
+  private keyOf(key: string): string {
+    return `${this.scope}:${key}`;
+  }
+}
+
+/** A FailureLog in this process's memory: for unit tests only (replicas would not share it). */
+export class MemoryFailureLog implements FailureLog {
+  private readonly failures = new Map<string, number[]>();
+
+  async failuresAfter(key: string, after: number): Promise<number[]> {
+    return (this.failures.get(key) ?? []).filter((at) => at > after);
+  }
+
+  async record(key: string, at: number, forgetUpTo: number): Promise<void> {
+    this.failures.set(key, [...(this.failures.get(key) ?? []).filter((time) => time > forgetUpTo), at]);
+  }
+
+  async clear(key: string): Promise<void> {
     this.failures.delete(key);
-  }
-
-  private recent(key: string): number[] {
-    const cutoff = this.now() - this.windowMs;
-    const recent = (this.failures.get(key) ?? []).filter((at) => at > cutoff);
-    if (recent.length === 0) this.failures.delete(key);
-    return recent;
   }
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { InvalidArgumentError } from "@meshwork/platform";
 import { checkPasswordPolicy, normaliseEmail } from "../../src/domain/credentials.ts";
 import { parseRoles } from "../../src/domain/roles.ts";
-import { FailureThrottle } from "../../src/domain/throttle.ts";
+import { FailureThrottle, MemoryFailureLog } from "../../src/domain/throttle.ts";
 
 describe("credentials", () => {
   it("normalises an email to one account per mailbox", () => {
@@ -25,25 +25,33 @@ describe("credentials", () => {
 });
 
 describe("the failure throttle", () => {
-  it("locks a key after the limit within the window and frees it when the window passes", () => {
+  it("locks a key after the limit within the window and frees it when the window passes", async () => {
     let now = 0;
-    const throttle = new FailureThrottle({ limit: 3, windowMs: 60_000, now: () => now });
+    const throttle = new FailureThrottle({ log: new MemoryFailureLog(), scope: "account", limit: 3, windowMs: 60_000, now: () => now });
     for (let i = 0; i < 3; i++) {
-      assert.equal(throttle.retryAfterSeconds("a"), 0);
-      throttle.recordFailure("a");
+      assert.equal(await throttle.retryAfterSeconds("a"), 0);
+      await throttle.recordFailure("a");
       now += 1_000;
     }
-    assert.equal(throttle.retryAfterSeconds("a"), 57);
-    assert.equal(throttle.retryAfterSeconds("b"), 0, "other keys are unaffected");
+    assert.equal(await throttle.retryAfterSeconds("a"), 57);
+    assert.equal(await throttle.retryAfterSeconds("b"), 0, "other keys are unaffected");
     now = 61_000;
-    assert.equal(throttle.retryAfterSeconds("a"), 0);
+    assert.equal(await throttle.retryAfterSeconds("a"), 0);
   });
 
-  it("forgets failures on reset", () => {
-    const throttle = new FailureThrottle({ limit: 1, windowMs: 60_000 });
-    throttle.recordFailure("a");
-    assert.ok(throttle.retryAfterSeconds("a") > 0);
-    throttle.reset("a");
-    assert.equal(throttle.retryAfterSeconds("a"), 0);
+  it("forgets failures on reset", async () => {
+    const throttle = new FailureThrottle({ log: new MemoryFailureLog(), scope: "account", limit: 1, windowMs: 60_000 });
+    await throttle.recordFailure("a");
+    assert.ok((await throttle.retryAfterSeconds("a")) > 0);
+    await throttle.reset("a");
+    assert.equal(await throttle.retryAfterSeconds("a"), 0);
+  });
+
+  it("keeps the keys of two throttles sharing one log apart", async () => {
+    const log = new MemoryFailureLog();
+    const accounts = new FailureThrottle({ log, scope: "account", limit: 1, windowMs: 60_000 });
+    const addresses = new FailureThrottle({ log, scope: "address", limit: 1, windowMs: 60_000 });
+    await accounts.recordFailure("x");
+    assert.equal(await addresses.retryAfterSeconds("x"), 0);
   });
 });

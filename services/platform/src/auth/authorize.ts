@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
-import { PUBLIC, type AccessTable } from "./access.ts";
+import { byService, PUBLIC, type AccessTable, type MethodAccess } from "./access.ts";
 import { InvalidTokenError, type Principal, type TokenVerifier } from "./verifier.ts";
 
 /** The verified caller, for handlers: `ctx.values.get(principalKey)`. Undefined on public calls without a token. */
@@ -33,9 +33,7 @@ export function authorizeCall(table: AccessTable, verify: TokenVerifier, log: Lo
       if (error instanceof InvalidTokenError) throw new ConnectError("invalid token", Code.Unauthenticated);
       throw new ConnectError("token verification unavailable", Code.Unavailable);
     }
-    if (!principal.roles.some((role) => rule.includes(role))) {
-      throw new ConnectError("permission denied", Code.PermissionDenied);
-    }
+    if (!admits(rule, principal)) throw new ConnectError("permission denied", Code.PermissionDenied);
     context.values.set(principalKey, principal);
   };
 }
@@ -45,6 +43,15 @@ export function requirePrincipal(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalKey);
   if (!principal) throw new ConnectError("unauthenticated", Code.Unauthenticated);
   return principal;
+}
+
+/**
+ * A service token passes only where its service is named; a user token only on its roles. So a
+ * leaked service token opens no user method, and no user, however privileged, passes as a service.
+ */
+function admits(rule: Exclude<MethodAccess, typeof PUBLIC>, principal: Principal): boolean {
+  if (principal.service !== undefined) return rule.includes(byService(principal.service));
+  return principal.roles.some((role) => rule.includes(role));
 }
 
 function bearerToken(header: string | null): string | undefined {

@@ -1,12 +1,16 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from "jose";
-import { ROLES, type Role } from "./access.ts";
+import { ROLES, SERVICE_ROLE, type Role } from "./access.ts";
 
 /** Who is calling, as the access token states. */
 export interface Principal {
+  /** The user's id, or `service:<name>` for a service token. */
   userId: string;
+  /** A user's roles; empty for a service token, which is admitted only where its service is named. */
   roles: Role[];
   sessionId: string;
   expiresAt: Date;
+  /** The calling service (the `svc` claim) when this is a service token, not a user's. */
+  service?: string;
 }
 
 export class InvalidTokenError extends Error {
@@ -39,12 +43,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         clockTolerance: options.clockToleranceSeconds ?? 30,
         requiredClaims: ["sub", "exp", "sid"],
       });
-      const roles = Array.isArray(payload["roles"]) ? payload["roles"].filter(isRole) : [];
-      const principal = {
+      const claimed = Array.isArray(payload["roles"]) ? payload["roles"] : [];
+      const service = serviceOf(claimed, payload["svc"]);
+      const principal: Principal = {
         userId: String(payload.sub),
-        roles,
+        roles: service ? [] : claimed.filter(isRole),
         sessionId: String(payload["sid"]),
         expiresAt: new Date(Number(payload.exp) * 1000),
+        ...(service ? { service } : {}),
       };
       verified.set(token, principal);
       return principal;
@@ -80,6 +86,17 @@ export function localKeys(current: () => JSONWebKeySet): JWTVerifyGetKey {
     }
     return getter(header, token);
   };
+}
+
+/**
+ * A service token has role `service` and names its service in `svc`, and nothing else: a token
+ * that mixes a service with user roles, or has one without the other, is refused outright.
+ */
+function serviceOf(roles: unknown[], svc: unknown): string | undefined {
+  const claimsService = roles.includes(SERVICE_ROLE);
+  if (!claimsService && svc === undefined) return undefined;
+  if (claimsService && roles.length === 1 && typeof svc === "string" && /^[a-z][a-z0-9-]{0,62}$/.test(svc)) return svc;
+  throw new InvalidTokenError("ERR_SERVICE_TOKEN_MALFORMED");
 }
 
 function isRole(value: unknown): value is Role {

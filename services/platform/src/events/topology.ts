@@ -20,8 +20,13 @@ export function deadLetterSubject(stream: string, consumer: string): string {
   return `deadletter.${stream}.${consumer}`;
 }
 
-/** Creates each stream or brings its configuration up to date; safe to run at every start. */
-export async function ensureStreams(connection: NatsConnection, streams: StreamSpec[]): Promise<JetStreamManager> {
+/**
+ * Creates each stream or brings its configuration up to date; safe to run at every start.
+ * `replicas` (STREAM_REPLICAS: 1 on one local server, 3 on the production cluster) is part of
+ * every stream's configuration, so a stream created with one replica is raised to three by the
+ * next start against the cluster, and survives the loss of a server from then on.
+ */
+export async function ensureStreams(connection: NatsConnection, streams: StreamSpec[], replicas = 1): Promise<JetStreamManager> {
   const jsm = await jetstreamManager(connection);
   for (const spec of streams) {
     const config = {
@@ -31,6 +36,7 @@ export async function ensureStreams(connection: NatsConnection, streams: StreamS
       retention: RetentionPolicy.Limits,
       duplicate_window: nanos(spec.duplicateWindowMs ?? 2 * 60_000),
       max_age: nanos(spec.maxAgeMs ?? 0),
+      num_replicas: replicas,
     };
     const exists = await jsm.streams.info(spec.name).then(
       () => true,

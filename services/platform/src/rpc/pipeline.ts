@@ -14,7 +14,10 @@ export interface ServerPipelineOptions {
   services: DescService[];
   access: AccessTable;
   verify: TokenVerifier;
-  deprecations: Record<string, Deprecation>;
+  /** The deprecation table in force (proto/deprecations.ts plus any extension). */
+  deprecations: Map<string, Deprecation>;
+  /** The deprecation window's clock; the wall clock unless a test injects one. */
+  deprecationClock?: () => number;
   /** Cache-Control by RPC path for Connect GET answers (see cache-control.ts). */
   cacheControl?: Record<string, string>;
   log: Logger;
@@ -30,8 +33,9 @@ export interface ServerPipelineOptions {
  * 3. telemetry: a SERVER span and a duration sample with the final code;
  * 4. cache control: a service's Cache-Control on its shareable Connect GET answers (every other
  *    GET answer keeps the no-store the HTTP layer set, refusals by the gate included);
- * 5. deprecation: Deprecation and Sunset headers on every answer of an old API version, errors
- *    included;
+ * 5. deprecation: the window of an old API version, for a known principal (the gate ran): before
+ *    its sunset Deprecation, Sunset and Link headers on every answer, errors included, counted by
+ *    caller; after it FAILED_PRECONDITION naming the successor;
  * 6. validation: the buf.validate rules of the request message;
  * 7. error mapping, innermost: domain errors become Connect codes once, before any interceptor
  *    above sees them.
@@ -44,7 +48,7 @@ export function serverPipeline(options: ServerPipelineOptions): { requestGate: R
       requestDecodedInterceptor(),
       serverTelemetryInterceptor(),
       cacheControlInterceptor(options.cacheControl ?? {}),
-      deprecationInterceptor(options.deprecations),
+      deprecationInterceptor(options.deprecations, options.deprecationClock),
       validationInterceptor(),
       errorInterceptor(options.log),
     ],

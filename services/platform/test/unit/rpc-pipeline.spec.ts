@@ -9,6 +9,7 @@ import { defineAccess, PUBLIC, rulesFor, SIGNED_IN } from "../../src/auth/access
 import { createTokenVerifier } from "../../src/auth/verifier.ts";
 import { MALFORMED_REQUEST, NotFoundError } from "../../src/errors.ts";
 import { createLogger } from "../../src/logger.ts";
+import { deprecationsInForce } from "../../src/rpc/deprecation.ts";
 import { serverPipeline } from "../../src/rpc/pipeline.ts";
 
 const { publicKey, privateKey } = await generateKeyPair("ES256");
@@ -35,7 +36,9 @@ const pipeline = serverPipeline({
     ...rulesFor(AuditService, { ListEvents: PUBLIC, GetEvent: PUBLIC }),
   }),
   verify,
-  deprecations: { [PresenceService.typeName]: { sunset, successor: "meshwork.presence.v2.PresenceService" } },
+  deprecations: deprecationsInForce([{ api: PresenceService.typeName, successor: "meshwork.presence.v2.PresenceService", deprecatedOn: "2026-11-26", sunset: "2027-06-30" }]),
+  // Before the sunset, whatever day the test runs.
+  deprecationClock: () => Date.parse("2027-01-01T00:00:00Z"),
   log: createLogger({ service: "test", level: "silent", format: "json" }),
 });
 const routes = (router: ConnectRouter) => {

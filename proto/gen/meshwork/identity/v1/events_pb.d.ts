@@ -118,6 +118,15 @@ export declare type UserEvent_SignedIn = Message<"meshwork.identity.v1.UserEvent
    * @generated from field: string display_name = 6;
    */
   displayName: string;
+
+  /**
+   * How the user proved who they are ("password" today). Added within v1, not as identity.v2
+   * (docs/decisions/dependency-hell.md): events published before it existed lack it, and
+   * consumers read its absence as "password".
+   *
+   * @generated from field: optional string auth_method = 7;
+   */
+  authMethod?: string | undefined;
 };
 
 /**

@@ -231,6 +231,50 @@ export declare type GetJwksResponse = Message<"meshwork.identity.v1.GetJwksRespo
 export declare const GetJwksResponseSchema: GenMessage<GetJwksResponse>;
 
 /**
+ * @generated from message meshwork.identity.v1.IssueServiceTokenRequest
+ */
+export declare type IssueServiceTokenRequest = Message<"meshwork.identity.v1.IssueServiceTokenRequest"> & {
+  /**
+   * The registered client, which is the calling service's name (e.g. "orders").
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 2;
+   */
+  clientSecret: string;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.IssueServiceTokenRequest.
+ * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ */
+export declare const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest>;
+
+/**
+ * @generated from message meshwork.identity.v1.IssueServiceTokenResponse
+ */
+export declare type IssueServiceTokenResponse = Message<"meshwork.identity.v1.IssueServiceTokenResponse"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.IssueServiceTokenResponse.
+ * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
+ */
+export declare const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse>;
+
+/**
  * IdentityService owns users, their password hashes and the keys that sign access tokens.
  *
  * @generated from service meshwork.identity.v1.IdentityService
@@ -285,6 +329,18 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof GetJwksResponseSchema;
+  },
+  /**
+   * IssueServiceToken is the client-credentials grant: a registered service client (orders)
+   * trades its id and secret for a short-lived token with role "service" and a "svc" claim.
+   * Public: the secret is the credential.
+   *
+   * @generated from rpc meshwork.identity.v1.IdentityService.IssueServiceToken
+   */
+  issueServiceToken: {
+    methodKind: "unary";
+    input: typeof IssueServiceTokenRequestSchema;
+    output: typeof IssueServiceTokenResponseSchema;
   },
 }>;
 
