@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev load test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,10 +36,25 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/nats-server:
 	scripts/install-tools.sh nats
 
+.tools/bin/jaeger:
+	scripts/install-tools.sh jaeger
+
+.tools/bin/promtool:
+	scripts/install-tools.sh promtool
+
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
-dev: install ## run nats-server and every service locally (Ctrl-C stops them)
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts
+console/dist/index.html: $(CONSOLE_SOURCES) node_modules/.installed
+	npm run build -w console
+
+# MESHWORK_TRACES=jaeger also builds and starts Jaeger (UI on 16686).
+dev: install console/dist/index.html $(if $(filter jaeger,$(MESHWORK_TRACES)),.tools/bin/jaeger) ## run nats-server, every service and the web console (8080) locally (Ctrl-C stops them)
 	node scripts/dev.ts
+
+# Against a running `make dev` (or LOAD_BASE_URL); LOAD_USERS, LOAD_RATE, LOAD_DURATION_SECONDS tune it.
+load: install ## weighted user journeys for 30 s against make dev, then rate, errors and latency
+	node loadgen/src/main.ts
 
 generate: install ## regenerate TypeScript from the .proto files and the chart's access tables from the services
 	buf generate
@@ -54,8 +69,9 @@ lint: install ## buf lint and buf breaking against main
 	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
 	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
 
-typecheck: install ## tsc --noEmit over every package
+typecheck: install ## tsc --noEmit over every package (and the console, for the browser)
 	tsc -p tsconfig.json
+	tsc -p console/tsconfig.json
 
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'

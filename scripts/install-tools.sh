@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|jaeger|promtool|all]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -19,6 +19,13 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
+# Jaeger v2 is the collector-based binary cmd/jaeger; the Go module keeps the v1.x tag line
+# (v1.76.0 is the release that also carries v2.13.0). The module has a replace directive, so it is
+# built through a wrapper module. Its UI assets are not in the module (a placeholder page is
+# served), the query API on :16686 is complete.
+JAEGER_VERSION=v1.76.0
+# Prometheus tags its Go module v0.3xx.y for release 3.xx.y.
+PROMETHEUS_VERSION=v0.316.0
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -67,6 +74,19 @@ install_tilt() {
   stamp tilt "$TILT_VERSION"
 }
 
+install_jaeger() {
+  current jaeger "$JAEGER_VERSION" && return 0
+  log "building jaeger $JAEGER_VERSION (v2, cmd/jaeger) through a wrapper module (it needs a replace directive)"
+  local mod="$TOOLS/build/jaeger"
+  mkdir -p "$mod"
+  ( cd "$mod"
+    [[ -f go.mod ]] || go mod init meshwork.local/jaeger-build >/dev/null 2>&1
+    go mod edit -replace github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0
+    GOFLAGS=-mod=mod go get "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger )
+  stamp jaeger "$JAEGER_VERSION"
+}
+
 # Istio's CRDs ship inside the istio module and the Gateway API's in its own; kubeconform needs
 # them (and the Kubernetes kinds, from kubernetes-validate) as JSON schemas.
 install_schemas() {
@@ -96,7 +116,9 @@ for tool in "${want[@]}"; do
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
     schemas) install_schemas ;;
-    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
+    jaeger) install_jaeger ;;
+    promtool) go_install promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
+    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas jaeger promtool ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac
 done
