@@ -3,6 +3,7 @@ import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { access } from "./access.ts";
 import { ordersConfig, serviceAccount } from "./config.ts";
 import { ORDERS_STREAM } from "./events.ts";
+import { registerSagaGauges } from "./metrics.ts";
 import { Orders } from "./orders.ts";
 import { ordersRoutes } from "./rpc.ts";
 import { SagaRunner } from "./saga-runner.ts";
@@ -25,6 +26,7 @@ const service = await runService<OrdersTables, typeof config>({
 
 // The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
 const { context } = service;
+registerSagaGauges(context.database.db);
 runner = new SagaRunner({
   db: context.database.db,
   unitOfWork: (work) => context.unitOfWork(work),
