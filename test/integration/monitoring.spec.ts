@@ -7,6 +7,7 @@ import { parse } from "yaml";
 import { DeadLetterService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import { uuidv7 } from "@meshwork/platform";
 import { ROOT, SERVICES, waitFor } from "../../scripts/lib/system.ts";
 import { publishUserEvent, signedIn } from "../support/events.ts";
 import { adminToken, TestSystem } from "../support/harness.ts";
@@ -32,7 +33,9 @@ const rules = parse(fs.readFileSync(path.join(MONITORING, "alerts.yaml"), "utf8"
  */
 describe("dashboards and alerts", function () {
   this.timeout(180_000);
-  const system = new TestSystem({ env: { presence: { MESHWORK_FAULT_POISON_USER_ID: "poison-user" } } });
+  // presence fails on this one event, so it is retried and then dead-lettered.
+  const poisonId = uuidv7();
+  const system = new TestSystem({ env: { presence: { MESHWORK_FAULTS: `reject-event=${poisonId}` } } });
   const exported = new Set<string>();
 
   before(async () => {
@@ -44,7 +47,7 @@ describe("dashboards and alerts", function () {
     for (const countryCode of ["GB", "XX"]) {
       await orders.placeOrder({ items: [{ sku: "mug", quantity: 1, unitPriceCents: 1250n }], shippingAddress: { recipient: "M", line1: "1 St", city: "C", countryCode } });
     }
-    await publishUserEvent(await system.natsConnection(), signedIn("poison-user", "poison-session"));
+    await publishUserEvent(await system.natsConnection(), signedIn("poison-user", "poison-session"), undefined, poisonId);
     const deadLetters = system.client(DeadLetterService, "audit", "connect", admin);
     await waitFor(async () => (await deadLetters.listDeadLetters({})).deadLetters.length === 1, "the dead letter", 30_000, 250);
     for (const name of SERVICES) {

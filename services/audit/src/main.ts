@@ -15,9 +15,11 @@ await runService<AuditTables, typeof config>({
   migrations,
   services: [AuditService, DeadLetterService],
   access,
-  consumers: auditConsumers(config.AUDIT_STREAMS),
-  routes: (router, context) => {
-    auditRoutes(context)(router);
-    deadLetterRoutes(context)(router);
-  },
+  setup: (context) => ({
+    routes: (router) => {
+      auditRoutes(context)(router);
+      deadLetterRoutes(context)(router);
+    },
+    consumers: auditConsumers(config.AUDIT_STREAMS),
+  }),
 });

@@ -1,7 +1,7 @@
 import { defineAccess, PUBLIC, rulesFor, SIGNED_IN } from "@meshwork/platform";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 
-/** identity's access table: enforced by the platform's auth interceptor and rendered into the mesh policy. */
+/** identity's access table: enforced by the platform's request gate and rendered into the mesh policy. */
 export const access = defineAccess(
   rulesFor(IdentityService, {
     SignUp: PUBLIC,

@@ -2,7 +2,7 @@ import { defineAccess, rulesFor, SIGNED_IN } from "@meshwork/platform";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 
 /**
- * orders' access table: enforced by the platform's auth interceptor and rendered into the mesh
+ * orders' access table: enforced by the platform's request gate and rendered into the mesh
  * policy. GetOrder answers only the order's owner or an admin (checked in the handler).
  */
 export const access = defineAccess(

@@ -52,7 +52,11 @@ export class ResourceExhaustedError extends DomainError {
   }
 }
 
-/** Maps anything thrown by a handler to what the caller may see. Unknown errors become Internal. */
+/**
+ * Maps anything thrown by a handler to what the caller may see. Unknown errors become Internal.
+ * The innermost interceptor calls it once (rpc/interceptors.ts), so every other interceptor sees
+ * the mapped error.
+ */
 export function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof DomainError) {
@@ -61,4 +65,38 @@ export function toConnectError(error: unknown): ConnectError {
     return connectError;
   }
   return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * What the caller hears when its request cannot be read as the method's message: a fixed text,
+ * because the parser's own words ("illegal tag: field no 460 wire type 6", a decoder's UTF-8
+ * complaint) tell an attacker which library and which byte tripped it, and nothing a legitimate
+ * client needs.
+ */
+export const MALFORMED_REQUEST = "malformed request";
+
+export function malformedRequest(): ConnectError {
+  return new ConnectError(MALFORMED_REQUEST, Code.InvalidArgument);
+}
+
+/**
+ * Whether an error raised while Connect read the request (before any interceptor saw a message)
+ * is a decoding failure: Connect's binary parser answers Internal, its JSON parser and the strict
+ * UTF-8 decoder answer InvalidArgument with the parser's text, anything else Unknown. Codes that
+ * Connect chose deliberately for the caller stay: ResourceExhausted (over readMaxBytes),
+ * Unimplemented (an unknown compression), DeadlineExceeded, Canceled, and the gate's
+ * Unauthenticated and PermissionDenied.
+ */
+export function isDecodingFailure(error: ConnectError): boolean {
+  return error.code === Code.Internal || error.code === Code.Unknown || error.code === Code.InvalidArgument;
+}
+
+/**
+ * Turns a decoding failure into the fixed INVALID_ARGUMENT answer, in place. In place because
+ * Connect raises it inside its protocol handler and serializes that same object right after it
+ * aborts the call's signal (see rpc/gate.ts): the abort is the only moment the platform holds it.
+ */
+export function rewriteAsMalformedRequest(error: ConnectError): void {
+  const fixed = malformedRequest();
+  Object.assign(error, { code: fixed.code, rawMessage: fixed.rawMessage, message: fixed.message, details: [], cause: undefined });
 }

@@ -12,8 +12,6 @@ const presenceConfigSchema = baseConfigSchema.extend({
   WATCH_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).default(5),
   /** When meshwork.presence.v1.PresenceService stops being served (docs/versioning.md). */
   PRESENCE_V1_SUNSET: z.coerce.date().default(new Date("2027-06-30T00:00:00Z")),
-  /** Test-only: the projection handler fails for events of this user id (exercises dead letters). */
-  MESHWORK_FAULT_POISON_USER_ID: z.string().optional(),
 });
 
 export type PresenceConfig = z.infer<typeof presenceConfigSchema>;

@@ -1,4 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
+import { REFLECTION_PATHS } from "../rpc/reflection.ts";
 
 export const ROLES = ["member", "publisher", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -12,7 +13,7 @@ export type MethodAccess = typeof PUBLIC | readonly Role[];
 
 /**
  * A service's one access table: every RPC path it serves -> public or the roles allowed, and the
- * other services that call it on which paths. The auth interceptor enforces it, and the chart's
+ * other services that call it on which paths. The request gate enforces it, and the chart's
  * Istio AuthorizationPolicies are generated from it (scripts/generate-access.ts), so the two
  * cannot drift.
  */
@@ -37,6 +38,9 @@ export function defineAccess(methods: Record<string, MethodAccess>, callers: Rec
     methods: {
       "/grpc.health.v1.Health/Check": PUBLIC,
       "/grpc.health.v1.Health/Watch": PUBLIC,
+      // Reflection describes only the API, which the .proto files publish anyway; grpcurl and
+      // buf curl need it before they can send a token.
+      ...Object.fromEntries(REFLECTION_PATHS.map((path) => [path, PUBLIC])),
       ...methods,
     },
     callers,

@@ -39,7 +39,8 @@ export function serverTelemetryInterceptor(): Interceptor {
         try {
           return await next(req);
         } catch (error) {
-          const connectError = toConnectError(error);
+          // Already mapped by the innermost interceptor; `from` only narrows the type.
+          const connectError = ConnectError.from(error);
           code = Code[connectError.code] ?? "unknown";
           span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
           throw connectError;
@@ -54,7 +55,11 @@ export function serverTelemetryInterceptor(): Interceptor {
   };
 }
 
-/** Maps typed domain errors to Connect codes; anything unexpected is logged and becomes Internal. */
+/**
+ * Maps typed domain errors to Connect codes; anything unexpected is logged and becomes Internal.
+ * It is the innermost interceptor, so every interceptor around it sees the mapped ConnectError
+ * (the deprecation interceptor marks it, telemetry records its code).
+ */
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     try {
@@ -68,7 +73,7 @@ export function errorInterceptor(log: Logger): Interceptor {
   };
 }
 
-function protocolOf(contentType: string | null): "grpc" | "grpc_web" | "connect" {
+export function protocolOf(contentType: string | null): "grpc" | "grpc_web" | "connect" {
   if (contentType?.startsWith("application/grpc-web")) return "grpc_web";
   if (contentType?.startsWith("application/grpc")) return "grpc";
   return "connect";

@@ -6,15 +6,22 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
+import type { JsonRequestOptions, RequestGate } from "./gate.ts";
+import { withCors } from "./cors.ts";
 
 export interface RpcServerOptions {
   host: string;
   port: number;
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
+  /** Runs on the headers before the body is read (rpc/gate.ts). */
+  requestGate: RequestGate;
+  jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
   /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
   trustForwardedFor?: boolean;
+  /** Browser origins allowed to call (CORS); none when empty. */
+  allowedOrigins?: readonly string[];
 }
 
 export interface RpcServer {
@@ -32,12 +39,15 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  * gRPC-Web from browsers and curl).
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
+    requestGate: options.requestGate,
+    jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
   });
+  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Code, ConnectError, createContextValues, type UnaryRequest } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair, SignJWT, createLocalJWKSet } from "jose";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { defineAccess, PUBLIC, rulesFor } from "../../src/auth/access.ts";
-import { authInterceptor, principalKey } from "../../src/auth/interceptor.ts";
+import { authorizeCall, principalKey } from "../../src/auth/authorize.ts";
 import { createTokenVerifier, InvalidTokenError } from "../../src/auth/verifier.ts";
 import { createLogger } from "../../src/logger.ts";
 
@@ -31,15 +31,15 @@ describe("the token verifier", () => {
   });
 });
 
-describe("the auth interceptor", () => {
+describe("call authorization (the request gate)", () => {
   const access = defineAccess(rulesFor(PresenceService, { GetOnlineCount: PUBLIC, ListOnlineUsers: ["admin"] }));
-  const interceptor = authInterceptor(access, verify, createLogger({ service: "test", level: "silent", format: "json" }));
+  const authorize = authorizeCall(access, verify, createLogger({ service: "test", level: "silent", format: "json" }));
   const call = async (method: "GetOnlineCount" | "ListOnlineUsers" | "Unlisted", authorization?: string) => {
     const contextValues = createContextValues();
     const header = new Headers(authorization ? { authorization } : {});
     const descriptor = PresenceService.methods.find((m) => m.name === method) ?? { ...PresenceService.methods[0]!, name: method };
-    const request = { service: PresenceService, method: descriptor, header, contextValues } as unknown as UnaryRequest;
-    await interceptor(async () => ({}) as never)(request);
+    const context = { service: PresenceService, method: descriptor, requestHeader: header, values: contextValues } as unknown as HandlerContext;
+    await authorize(context);
     return contextValues.get(principalKey);
   };
 

@@ -1,4 +1,4 @@
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../logger.ts";
 import { PUBLIC, type AccessTable } from "./access.ts";
 import { InvalidTokenError, type Principal, type TokenVerifier } from "./verifier.ts";
@@ -10,24 +10,23 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "bearer token" });
 
 /**
- * One interceptor, for gRPC, gRPC-Web and Connect alike: verifies the bearer token and applies
- * the service's access table. A method missing from the table is denied.
+ * Verifies the bearer token and applies the service's access table, from the call's headers
+ * alone: it runs in the request gate (rpc/gate.ts), before Connect reads the body, so a call
+ * without a valid token to a non-public method is refused without being parsed. The same for
+ * gRPC, gRPC-Web and Connect. A method missing from the table is denied.
  */
-export function authInterceptor(table: AccessTable, verify: TokenVerifier, log: Logger): Interceptor {
-  return (next) => async (req) => {
-    const path = `/${req.service.typeName}/${req.method.name}`;
+export function authorizeCall(table: AccessTable, verify: TokenVerifier, log: Logger): (context: HandlerContext) => Promise<void> {
+  return async (context) => {
+    const path = `/${context.service.typeName}/${context.method.name}`;
     const rule = table.methods[path];
     if (rule === undefined) {
       log.warn({ path }, "denied: method not in the access table");
       throw new ConnectError("permission denied", Code.PermissionDenied);
     }
-    const token = bearerToken(req.header.get("authorization"));
+    const token = bearerToken(context.requestHeader.get("authorization"));
     if (rule === PUBLIC) {
-      if (token) {
-        const principal = await verify(token).catch(() => undefined);
-        req.contextValues.set(principalKey, principal);
-      }
-      return next(req);
+      if (token) context.values.set(principalKey, await verify(token).catch(() => undefined));
+      return;
     }
     if (!token) throw new ConnectError("missing bearer token", Code.Unauthenticated);
     let principal: Principal;
@@ -40,13 +39,12 @@ export function authInterceptor(table: AccessTable, verify: TokenVerifier, log: 
     if (!principal.roles.some((role) => rule.includes(role))) {
       throw new ConnectError("permission denied", Code.PermissionDenied);
     }
-    req.contextValues.set(principalKey, principal);
-    req.contextValues.set(bearerTokenKey, token);
-    return next(req);
+    context.values.set(principalKey, principal);
+    context.values.set(bearerTokenKey, token);
   };
 }
 
-/** The caller a handler may assume exists: the interceptor has already refused anonymous calls. */
+/** The caller a handler may assume exists: the request gate has already refused anonymous calls. */
 export function requirePrincipal(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalKey);
   if (!principal) throw new ConnectError("unauthenticated", Code.Unauthenticated);
