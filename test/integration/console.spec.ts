@@ -7,9 +7,7 @@ import { promisify } from "node:util";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { startConsoleServer } from "../../console/server.ts";
 import { ROOT, SERVICES, waitFor } from "../../scripts/lib/system.ts";
-import SQLite from "better-sqlite3";
-import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
-import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
+import { ADMIN, TestSystem } from "../support/harness.ts";
 
 const run = promisify(execFile);
 export const CHROMIUM = "/usr/bin/chromium";
@@ -48,8 +46,8 @@ describe("the web console in a browser", function () {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
   });
   after(async () => {
-    await browser?.close();
-    await consoleServer?.close();
+    // Each one even when another fails: a browser left running would keep mocha alive.
+    await Promise.allSettled([browser?.close(), consoleServer?.close()]);
     await system.stop();
     fs.rmSync(profile, { recursive: true, force: true });
   });
@@ -133,24 +131,16 @@ describe("the web console in a browser", function () {
   });
 
   it("signs out: the admin's page shows one session fewer", async () => {
-    await signIn(memberPage, member.email, member.password);
+    // Counted from what the page shows, since other sessions come and go (orders' service
+    // account signs in for the saga).
     const sessions = async () => Number(/\d+/.exec((await adminPage.textContent("#online-sessions")) ?? "")?.[0]);
-    // The admin's, the member's first (left open by the reload) and this one.
-    await waitFor(async () => (await sessions()) === 3, "3 sessions on the admin's page", 15_000, 200).catch(async (error: Error) => {
-      throw new Error(`${error.message}; it shows: ${await adminPage.locator(".presence").innerText()}`);
-    });
+    const before = await sessions();
+    await signIn(memberPage, member.email, member.password);
+    await waitFor(async () => (await sessions()) === before + 1, "the new session on the admin's page", 15_000, 200);
     await memberPage.click("#sign-out");
     await memberPage.waitForSelector("#sign-in");
     assert.equal(await memberPage.textContent("#auth-status"), "Signed out.");
-    await waitFor(async () => (await sessions()) === 2, "one session fewer on the admin's page", 15_000, 200).catch(async (error: Error) => {
-      const presenceLog = system.processes.get("presence")!.output().split("\n").filter((line) => /signed_out|error|warn/i.test(line)).slice(-5).join("\n");
-      const identityLog = system.processes.get("identity")!.output().split("\n").filter((line) => /SignOut|signed_out|error|warn/i.test(line)).slice(-5).join("\n");
-      const db = new SQLite(path.join(system.dataDir, "identity.db"), { readonly: true });
-      const rows = JSON.stringify(db.prepare("select * from sessions").all());
-      db.close();
-      const audited = await system.client(AuditService, "audit", "connect", await adminToken(system)).listEvents({ subjectPrefix: "identity.v1.user.signed_" });
-      throw new Error(`${error.message}; it shows: ${await adminPage.locator(".presence").innerText()}\npresence: ${presenceLog}\nidentity: ${identityLog}\nsessions: ${rows}\naudit: ${audited.events.map((event) => event.subject + " " + event.payloadJson).join("\n")}`);
-    });
+    await waitFor(async () => (await sessions()) === before, "one session fewer on the admin's page", 15_000, 200);
   });
 
   it("returns to the sign-in form with a reason when the token expires", async () => {
