@@ -141,12 +141,19 @@ export async function startService(options: ServiceOptions): Promise<ManagedProc
     },
   );
   if (options.waitUntilReady !== false) {
-    await Promise.race([
-      waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
-      service.exited.then((code) => {
-        throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
-      }),
-    ]);
+    try {
+      await Promise.race([
+        waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
+        service.exited.then((code) => {
+          throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
+        }),
+      ]);
+    } catch (error) {
+      // The caller never gets a handle to stop it: a process left running would hold its ports
+      // and keep a test runner alive.
+      await service.stop("SIGKILL");
+      throw error;
+    }
   }
   return service;
 }
