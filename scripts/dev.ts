@@ -60,7 +60,8 @@ try {
   // identity first: it owns the IDENTITY stream and the JWKS the others verify tokens with.
   processes.push(await start("identity"));
   // The rest together: audit reports ready once the streams of the others exist.
-  processes.push(...(await Promise.all(SERVICES.filter((name) => name !== "identity").map(start))));
+  // Each is kept as soon as it is up, so a failure of another still stops it on the way out.
+  await Promise.all(SERVICES.filter((name) => name !== "identity").map(async (name) => processes.push(await start(name))));
   consoleServer = await startConsoleServer({
     host: process.env["CONSOLE_HOST"] ?? "127.0.0.1",
     port: consolePort,
