@@ -83,13 +83,13 @@ describe("dashboards and alerts", function () {
       "rpc_server_duration_bucket",
       "meshwork_identity_sign_ins_total",
       "meshwork_outbox_backlog",
-      "meshwork_outbox_oldest_age_seconds",
+      "meshwork_outbox_oldest_age",
       "meshwork_consumer_lag",
       "meshwork_events_redelivered_total",
       "meshwork_deadletters_pending",
       "meshwork_rpc_deprecated_calls_total",
       "meshwork_orders_sagas",
-      "meshwork_orders_saga_oldest_open_age_seconds",
+      "meshwork_orders_saga_oldest_open_age",
     ]) {
       assert.match(everything, new RegExp(`\\b${metric}\\b`), metric);
     }
