@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint api-check typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
+.PHONY: help dev load test test-unit test-integration test-examples test-conformance conformance-generate lint api-check typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,13 +36,28 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/nats-server:
 	scripts/install-tools.sh nats
 
+.tools/bin/jaeger:
+	scripts/install-tools.sh jaeger
+
+.tools/bin/promtool:
+	scripts/install-tools.sh promtool
+
 .tools/bin/grpcurl:
 	scripts/install-tools.sh grpcurl
 
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
-dev: install ## run nats-server and every service locally (Ctrl-C stops them)
+CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts
+console/dist/index.html: $(CONSOLE_SOURCES) node_modules/.installed
+	npm run build -w console
+
+# MESHWORK_TRACES=jaeger also builds and starts Jaeger (UI on 16686).
+dev: install console/dist/index.html $(if $(filter jaeger,$(MESHWORK_TRACES)),.tools/bin/jaeger) ## run nats-server, every service and the web console (8080) locally (Ctrl-C stops them)
 	node scripts/dev.ts
+
+# Against a running `make dev` (or LOAD_BASE_URL); LOAD_USERS, LOAD_RATE, LOAD_DURATION_SECONDS tune it.
+load: install ## weighted user journeys for 30 s against make dev, then rate, errors and latency
+	node loadgen/src/main.ts
 
 # Generated from the services manifest (the `meshwork` field of each services/<name>/package.json).
 MANIFEST_OUTPUTS := charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
@@ -65,14 +80,16 @@ lint: install ## buf lint; buf breaking against the last released contracts (new
 api-check: install ## fail when a deprecated API is past its sunset by more than 14 days and still in proto/
 	node scripts/api-check.ts
 
-typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer, which has its own decorator settings)
+typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer and the browser console, which have their own settings)
 	tsc -p tsconfig.json
 	tsc -p bench/peers/nestjs --noEmit
+	tsc -p console/tsconfig.json
 
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'
 
-test-integration: install .tools/bin/grpcurl ## integration tests: real nats-server and real service processes on loopback
+# Jaeger for the trace test, promtool for the alert rules.
+test-integration: install .tools/bin/grpcurl .tools/bin/jaeger .tools/bin/promtool ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
 # The server under test is ConformanceService on the platform's RPC server (test/conformance/server.ts);

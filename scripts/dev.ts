@@ -1,11 +1,15 @@
 /**
  * `make dev`: nats-server with JetStream, then every service in the manifest (services/<name>/
  * package.json) as a separate process, each ready before the table of endpoints is printed.
- * Ctrl-C stops everything in order.
+ * The web console on 8080; with
+ * MESHWORK_TRACES=jaeger, Jaeger first, and every service exports its spans to it. Ctrl-C stops
+ * everything in order.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { startConsoleServer, upstreamsFromEnv } from "../console/server.ts";
+import { DEFAULT_JAEGER_PORTS, jaegerExportEnv, startJaeger, type JaegerPorts } from "./lib/jaeger.ts";
 import { DEFAULT_PORTS, MANIFEST, peerEnv, ROOT, serviceClientEnv, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
@@ -14,10 +18,13 @@ const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".dat
 const offset = Number(process.env["MESHWORK_DEV_PORT_OFFSET"] ?? 0);
 const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
 const ports: typeof DEFAULT_PORTS = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name]!.rpc + offset, admin: DEFAULT_PORTS[name]!.admin + offset }]));
+const consolePort = Number(process.env["CONSOLE_PORT"] ?? 8080) + offset;
+const jaegerPorts = process.env["MESHWORK_TRACES"] === "jaeger" ? (Object.fromEntries(Object.entries(DEFAULT_JAEGER_PORTS).map(([key, port]) => [key, port + offset])) as unknown as JaegerPorts) : undefined;
 const admin = adminCredentials();
 // identity keeps no state about service clients, so fresh secrets on every start are enough.
 const clientEnv = serviceClientEnv();
 const processes: ManagedProcess[] = [];
+let consoleServer: Awaited<ReturnType<typeof startConsoleServer>> | undefined;
 let stopping = false;
 const print = (line: string) => process.stdout.write(line + "\n");
 
@@ -32,6 +39,7 @@ try {
       onLine: (line) => /\[(ERR|WRN)\]/.test(line) && print(`[nats] ${line}`),
     }),
   );
+  if (jaegerPorts) processes.push(await startJaeger(jaegerPorts, (line) => /error/i.test(line) && print(`[jaeger] ${line}`)));
   const jwksUrl = `http://127.0.0.1:${ports["identity"]!.admin}/.well-known/jwks.json`;
   const start = (name: string) =>
     startService({
@@ -52,12 +60,23 @@ try {
         CORS_ALLOWED_ORIGINS: process.env["CORS_ALLOWED_ORIGINS"] ?? "http://localhost:*,http://127.0.0.1:*",
         ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name]!.rpc]))),
         ...clientEnv[name],
+        ...(jaegerPorts ? jaegerExportEnv(jaegerPorts) : {}),
       },
     });
   // Producers first, together; then the consumers, which are ready once the streams they read exist.
   const consumers = new Set(MANIFEST.filter((service) => service.consumes.length > 0).map((service) => service.name));
   processes.push(...(await Promise.all(SERVICES.filter((name) => !consumers.has(name)).map(start))));
   processes.push(...(await Promise.all(SERVICES.filter((name) => consumers.has(name)).map(start))));
+  consoleServer = await startConsoleServer({
+    host: process.env["CONSOLE_HOST"] ?? "127.0.0.1",
+    port: consolePort,
+    distDir: path.join(ROOT, "console/dist"),
+    ...upstreamsFromEnv(
+      Object.fromEntries(SERVICES.flatMap((name) => [[`${name.toUpperCase()}_URL`, `http://127.0.0.1:${ports[name]!.rpc}`], [`${name.toUpperCase()}_ADMIN_URL`, `http://127.0.0.1:${ports[name]!.admin}`]])),
+    ),
+    traceUiUrl: jaegerPorts ? `http://127.0.0.1:${jaegerPorts.query}/trace/{traceId}` : undefined,
+    traceQueryUrl: jaegerPorts ? `http://127.0.0.1:${jaegerPorts.query}` : undefined,
+  });
 } catch (error) {
   print(`\nmake dev failed: ${(error as Error).message}`);
   await shutdown(1);
@@ -69,6 +88,8 @@ Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
   service    rpc (gRPC, gRPC-Web, Connect)   admin (/healthz /readyz /metrics)
 ${SERVICES.map((name) => `  ${name.padEnd(10)} http://127.0.0.1:${ports[name]!.rpc}          http://127.0.0.1:${ports[name]!.admin}`).join("\n")}
   nats       nats://127.0.0.1:${natsPort} (JetStream, data in ${path.relative(ROOT, dataDir) || "."}/nats)
+  console    http://127.0.0.1:${consolePort}   (web console: sign in, live count, events, orders, dead letters)
+  traces     ${jaegerPorts ? `http://127.0.0.1:${jaegerPorts.query}   (Jaeger: query API and UI; OTLP/HTTP in on ${jaegerPorts.otlpHttp})` : "MESHWORK_TRACES=jaeger make dev sends them to Jaeger"}
 
   admin      ${admin.email} / ${admin.password}${admin.generated ? `   (generated now, kept in ${path.relative(ROOT, dataDir)}/admin-credentials.json)` : ""}
 
@@ -80,9 +101,12 @@ async function shutdown(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
   print("\nstopping services, then NATS ...");
-  const services = processes.filter((process) => process.name !== "nats");
+  await consoleServer?.close();
+  // NATS and Jaeger last: services drain their consumers and flush their spans on the way out.
+  const infrastructure = ["nats", "jaeger"];
+  const services = processes.filter((process) => !infrastructure.includes(process.name));
   await Promise.all(services.map((service) => service.stop("SIGTERM")));
-  await Promise.all(processes.filter((process) => process.name === "nats").map((nats) => nats.stop("SIGTERM")));
+  await Promise.all(processes.filter((process) => infrastructure.includes(process.name)).map((infra) => infra.stop("SIGTERM")));
   print("stopped.");
   process.exit(code);
 }

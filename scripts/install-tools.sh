@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|connectconformance|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|connectconformance|jaeger|promtool|all]...
 #        scripts/install-tools.sh [cluster|etcd|kubernetes|nats-static|coredns|metrics-server|kwok|pilot-discovery]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +20,13 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
+# Jaeger v2 is the collector-based binary cmd/jaeger; the Go module keeps the v1.x tag line
+# (v1.76.0 is the release that also carries v2.13.0). The module has a replace directive, so it is
+# built through a wrapper module. Its UI assets are not in the module (a placeholder page is
+# served); the query API on :16686 is complete.
+JAEGER_VERSION=v1.76.0
+# Prometheus tags its Go module v0.3xx.y for release 3.xx.y.
+PROMETHEUS_VERSION=v0.316.0
 # The local cluster (make cluster-up): control plane, node and add-ons, all built from source.
 KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.7.3
@@ -75,6 +82,19 @@ install_istioctl() {
   log "building istioctl $ISTIO_VERSION (first build is long)"
   GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "istio.io/istio/istioctl/cmd/istioctl@$ISTIO_VERSION"
   stamp istioctl "$ISTIO_VERSION"
+}
+
+install_jaeger() {
+  current jaeger "$JAEGER_VERSION" && return 0
+  log "building jaeger $JAEGER_VERSION (v2, cmd/jaeger) through a wrapper module (it needs a replace directive)"
+  local mod="$TOOLS/build/jaeger"
+  mkdir -p "$mod"
+  ( cd "$mod"
+    [[ -f go.mod ]] || go mod init meshwork.local/jaeger-build >/dev/null 2>&1
+    go mod edit -replace github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0
+    GOFLAGS=-mod=mod go get "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger )
+  stamp jaeger "$JAEGER_VERSION"
 }
 
 install_tilt() {
@@ -166,6 +186,8 @@ for tool in "${want[@]}"; do
     tilt) install_tilt ;;
     connectconformance) go_install connectconformance "connectrpc.com/conformance/cmd/connectconformance@$CONFORMANCE_VERSION" ;;
     schemas) install_schemas ;;
+    jaeger) install_jaeger ;;
+    promtool) go_install promtool "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" ;;
     kubernetes) install_kubernetes ;;
     etcd) install_etcd ;;
     # These three run in pods on scratch images (scripts/cluster-images.sh), hence static.
@@ -180,7 +202,7 @@ for tool in "${want[@]}"; do
       go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
       go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
       go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
-    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas connectconformance ;;
+    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas connectconformance jaeger promtool ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac
 done

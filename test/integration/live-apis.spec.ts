@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { DeadLetterService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
+import { uuidv7 } from "@meshwork/platform";
 import { waitFor } from "../../scripts/lib/system.ts";
 import { publishUserEvent, signedIn } from "../support/events.ts";
 import { adminToken, TestSystem } from "../support/harness.ts";
@@ -10,7 +11,9 @@ import { adminToken, TestSystem } from "../support/harness.ts";
 /** The two APIs the console is built on: the live online count and dead letters over RPC. */
 describe("live count and dead letters over RPC", function () {
   this.timeout(120_000);
-  const system = new TestSystem({ env: { presence: { WATCH_HEARTBEAT_SECONDS: "1", WATCH_POLL_MS: "100", MESHWORK_FAULT_POISON_USER_ID: "poison-user" } } });
+  // presence fails on this one event, so it is retried and then dead-lettered.
+  const poisonId = uuidv7();
+  const system = new TestSystem({ env: { presence: { WATCH_HEARTBEAT_SECONDS: "1", WATCH_POLL_MS: "100", MESHWORK_FAULTS: `reject-event=${poisonId}` } } });
   let admin = "";
   let member = "";
 
@@ -52,13 +55,13 @@ describe("live count and dead letters over RPC", function () {
 
   it("lists a dead letter to admins only, and replays it by its sequence", async () => {
     const connection = await system.natsConnection();
-    const poisonId = await publishUserEvent(connection, signedIn("poison-user", "poison-session"));
+    await publishUserEvent(connection, signedIn("poison-user", "poison-session"), undefined, poisonId);
     const deadLetters = system.client(DeadLetterService, "audit", "connect", admin);
     await waitFor(async () => (await deadLetters.listDeadLetters({ consumer: "presence-projection" })).deadLetters.length === 1, "the dead letter", 20_000, 200);
     const [letter] = (await deadLetters.listDeadLetters({})).deadLetters;
     assert.equal(letter!.eventId, poisonId);
     assert.equal(letter!.originalSubject, "identity.v1.user.signed_in");
-    assert.match(letter!.error, /poison-user/);
+    assert.match(letter!.error, /reject-event/);
 
     const asMember = system.client(DeadLetterService, "audit", "connect", member);
     await assert.rejects(asMember.listDeadLetters({}), (error: unknown) => ConnectError.from(error).code === Code.PermissionDenied);

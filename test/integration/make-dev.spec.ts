@@ -25,6 +25,9 @@ describe("make dev", function () {
     assert.match(output, /\[identity\] identity started/, "readable lines prefixed by the service");
     const ready = await fetch(`http://127.0.0.1:${9052 + offset}/readyz`);
     assert.equal(ready.status, 200);
+    assert.match(output, new RegExp(`console    http://127\\.0\\.0\\.1:${8080 + offset}`));
+    const consoleConfig = await fetch(`http://127.0.0.1:${8080 + offset}/config.json`);
+    assert.equal(consoleConfig.status, 200, "the web console is served");
 
     dev.child.kill("SIGINT");
     assert.equal(await dev.exited, 0);

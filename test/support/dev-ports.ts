@@ -6,7 +6,8 @@ import { DEFAULT_PORTS } from "../../scripts/lib/system.ts";
  * land in Linux's ephemeral range, where outgoing connections also take ports, so check first.
  */
 export async function freeOffset(): Promise<number> {
-  const ports = [4222, ...Object.values(DEFAULT_PORTS).flatMap(({ rpc, admin }) => [rpc, admin])];
+  // 8080: the console.
+  const ports = [4222, 8080, ...Object.values(DEFAULT_PORTS).flatMap(({ rpc, admin }) => [rpc, admin])];
   for (;;) {
     const offset = 1_000 + Math.floor(Math.random() * 5_000);
     const free = await Promise.all(ports.map((port) => isFree(port + offset)));

@@ -1,7 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { InvalidArgumentError, listDeadLetters, NotFoundError, replayDeadLetter, type DeadLetter, type ServiceContext } from "@meshwork/platform";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DEADLETTER_STREAM, InvalidArgumentError, listDeadLetters, NotFoundError, replayDeadLetter, serviceMeter, type DeadLetter, type ServiceContext } from "@meshwork/platform";
 import {
   DeadLetterSchema,
   DeadLetterService,
@@ -17,6 +19,7 @@ import type { AuditTables } from "./store.ts";
  */
 export function deadLetterRoutes(context: ServiceContext<AuditTables, AuditConfig>) {
   const connection = context.nats.connection;
+  registerDeadLetterGauge(connection);
   return (router: ConnectRouter) =>
     router.service(DeadLetterService, {
       async listDeadLetters(req) {
@@ -31,6 +34,18 @@ export function deadLetterRoutes(context: ServiceContext<AuditTables, AuditConfi
         return create(ReplayDeadLetterResponseSchema, { deadLetter: toMessage(await replayDeadLetter(connection, sequence)) });
       },
     });
+}
+
+/**
+ * How many events wait in DEADLETTER right now, read from the stream at each scrape: the counter
+ * of dead-letterings only says that some happened, this says whether any is still unresolved.
+ */
+export function registerDeadLetterGauge(connection: NatsConnection): void {
+  serviceMeter.createObservableGauge("meshwork.deadletters.pending", { description: "Events waiting in the DEADLETTER stream for a fix and a replay" }).addCallback(async (result) => {
+    const jsm = await jetstreamManager(connection);
+    const info = await jsm.streams.info(DEADLETTER_STREAM.name).catch(() => undefined);
+    result.observe(info?.state.messages ?? 0);
+  });
 }
 
 function toMessage(letter: DeadLetter) {

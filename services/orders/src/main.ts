@@ -3,6 +3,7 @@ import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { access } from "./access.ts";
 import { ordersConfig, sagaTiming, serviceClient } from "./config.ts";
 import { ORDERS_STREAM } from "./events.ts";
+import { registerSagaGauges } from "./metrics.ts";
 import { Orders } from "./orders.ts";
 import { ordersRoutes } from "./rpc.ts";
 import { SagaRunner } from "./saga-runner.ts";
@@ -20,6 +21,7 @@ await runService<OrdersTables, typeof config>({
   access,
   streams: [ORDERS_STREAM],
   setup(context) {
+    registerSagaGauges(context.database.db);
     // The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
     const token = new ServiceToken(config.IDENTITY_URL, () => serviceClient(config));
     const steps = rpcSteps({ paymentsUrl: config.PAYMENTS_URL, shippingUrl: config.SHIPPING_URL, token, timeoutMs: config.SAGA_STEP_TIMEOUT_MS });

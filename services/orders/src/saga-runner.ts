@@ -6,6 +6,7 @@ import { propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry
 import type { Kysely, Transaction } from "kysely";
 import { advance, retryDelayMs, stepFor, type Advance } from "./domain/saga.ts";
 import { orderEvents } from "./events.ts";
+import { recordTransition } from "./metrics.ts";
 import type { SagaSteps } from "./steps.ts";
 import { claimSaga, dueSagas, findOrder, releaseSaga, renewLease, scheduleRetry, transitionOrder, type OrderRecord, type OrdersDatabase, type OrdersTables } from "./store.ts";
 
@@ -152,7 +153,10 @@ export class SagaRunner implements Worker {
       }
       return true;
     });
-    if (moved) this.options.log.info({ orderId: order.id, from: order.state, to: next.to }, "saga moved");
+    if (moved) {
+      recordTransition(order.state, next.to);
+      this.options.log.info({ orderId: order.id, from: order.state, to: next.to }, "saga moved");
+    }
     return moved;
   }
 }

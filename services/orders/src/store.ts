@@ -169,3 +169,15 @@ function toOrder(row: OrdersTables["orders"]): OrderRecord {
     updatedAt: Number(row.updated_at),
   };
 }
+
+/** How many orders stand in each state (for the saga-state gauge). */
+export async function countByState(db: Db): Promise<Map<OrderState, number>> {
+  const rows = await db.selectFrom("orders").select(["state", (eb) => eb.fn.countAll<number>().as("count")]).groupBy("state").execute();
+  return new Map(rows.map((row) => [row.state as OrderState, Number(row.count)]));
+}
+
+/** When the unfinished saga that moved least recently last moved, or undefined when none is open. */
+export async function oldestOpenSagaUpdatedAt(db: Db): Promise<number | undefined> {
+  const row = await db.selectFrom("orders").select((eb) => eb.fn.min<number>("updated_at").as("oldest")).where("state", "in", UNFINISHED).executeTakeFirst();
+  return row?.oldest === null || row?.oldest === undefined ? undefined : Number(row.oldest);
+}
