@@ -10,9 +10,11 @@ import { promisify } from "node:util";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { cors } from "@connectrpc/connect";
-import { accessTables } from "../../scripts/generate-access.ts";
+import { loadAccessTables } from "../../scripts/generate-access.ts";
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
 import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
+
+const accessTables = await loadAccessTables();
 
 const run = promisify(execFile);
 const GRPCURL = path.join(ROOT, ".tools/bin/grpcurl");
