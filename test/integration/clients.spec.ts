@@ -11,10 +11,10 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { cors } from "@connectrpc/connect";
 import { loadAccessTables } from "../../scripts/generate-access.ts";
-
-const accessTables = await loadAccessTables();
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
 import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
+
+const accessTables = await loadAccessTables();
 
 const run = promisify(execFile);
 const GRPCURL = path.join(ROOT, ".tools/bin/grpcurl");
