@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev test test-unit test-integration test-examples lint typecheck generate check-generated tools install chart-check images bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,17 +36,20 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/nats-server:
 	scripts/install-tools.sh nats
 
+.tools/bin/grpcurl:
+	scripts/install-tools.sh grpcurl
+
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
 dev: install ## run nats-server and every service locally (Ctrl-C stops them)
 	node scripts/dev.ts
 
-generate: install ## regenerate TypeScript from the .proto files and the chart's access tables from the services
+generate: install ## regenerate TypeScript from the .proto files and the chart's access tables and CORS lists from the platform
 	buf generate
 	node scripts/generate-access.ts
 
 check-generated: generate ## fail when generated code does not match its sources
-	@git diff --exit-code -- proto/gen charts/meshwork/files/access.json || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- proto/gen charts/meshwork/files || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 lint: install ## buf lint and buf breaking against main
@@ -54,16 +57,29 @@ lint: install ## buf lint and buf breaking against main
 	@if git rev-parse --verify -q origin/main >/dev/null; then buf breaking --against '.git#branch=origin/main'; \
 	elif git rev-parse --verify -q HEAD~1 >/dev/null; then buf breaking --against '.git#ref=HEAD~1'; fi
 
-typecheck: install ## tsc --noEmit over every package
+typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer, which has its own decorator settings)
 	tsc -p tsconfig.json
+	tsc -p bench/peers/nestjs --noEmit
 
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'
 
-test-integration: install ## integration tests: real nats-server and real service processes on loopback
+test-integration: install .tools/bin/grpcurl ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
-test: lint typecheck check-generated test-unit test-integration chart-check images ## everything CI runs
+# The example clients' own toolchains: a Python venv with grpcio, grpcio-tools and nats-py, and the
+# three Go code generators (scripts/install-tools.sh go-plugins is a no-op once they are built).
+PYTHON_EXAMPLES := .tools/python-examples
+$(PYTHON_EXAMPLES)/.installed: examples/python/requirements.txt
+	python3 -m venv $(PYTHON_EXAMPLES)
+	$(PYTHON_EXAMPLES)/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+	@touch $@
+
+test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go example clients (examples/) against a running system
+	scripts/install-tools.sh go-plugins
+	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
+
+test: lint typecheck check-generated test-unit test-integration test-examples chart-check images ## everything CI runs
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
@@ -6,7 +7,7 @@ import { ensureStreams, toHeaders, uuidv7, type StreamSpec } from "@meshwork/pla
 import { UserEvent_SignedInSchema, UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { IDENTITY_STREAM, subjects } from "../services/identity/src/events.ts";
+import { IDENTITY_STREAM, userEvents } from "../services/identity/src/events.ts";
 import { PROJECTION_CONSUMER } from "../services/presence/src/events.ts";
 import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
 import { profileEnv, type Benchmark } from "./lib/context.ts";
@@ -18,6 +19,10 @@ import { BenchSystem } from "./lib/system.ts";
 const RAW_STREAM: StreamSpec = { ...IDENTITY_STREAM, name: "BENCHRAW", subjects: ["benchraw.>"] };
 const RAW_SUBJECT = "benchraw.v1.user.signed_in";
 const RAW_CONSUMER = "bench-raw";
+/** The Moleculer peer's channel: it creates this stream itself, with IDENTITY's settings. */
+const MOLECULER_STREAM = "BENCHMOL";
+const MOLECULER_SUBJECT = "benchmol.v1.user.signed_in";
+const MOLECULER_GROUP = "bench-moleculer";
 const RATE = 1_000;
 /** In-flight publishes in the throughput phase (a fast producer, like a relay draining a backlog). */
 const WINDOW = 256;
@@ -43,10 +48,11 @@ interface Target {
  */
 export const pipeline: Benchmark = {
   name: "pipeline",
-  title: "Event pipeline (publish to committed presence projection) vs raw JetStream",
+  title: "Event pipeline (publish to committed presence projection) vs raw JetStream and Moleculer channels",
   async run(context) {
     const system = await new BenchSystem({ services: [], env: { presence: profileEnv(context, "pipeline-presence") } }).start();
     let raw: ManagedProcess | undefined;
+    let moleculer: ManagedProcess | undefined;
     const watchers: AckWatcher[] = [];
     try {
       const connect = async (bench: BenchSystem) => {
@@ -61,9 +67,17 @@ export const pipeline: Benchmark = {
       const main = await connect(system);
       raw = spawnManaged("raw-consumer", process.execPath, ["bench/workers/raw-consumer.ts", String(system.natsPort), RAW_STREAM.name, RAW_CONSUMER, RAW_SUBJECT], {});
       await waitFor(() => raw!.output().includes("ready"), "raw consumer", 10_000);
+      moleculer = spawnManaged(
+        "moleculer-consumer",
+        process.execPath,
+        ["bench/peers/moleculer/consumer.ts", String(system.natsPort), MOLECULER_STREAM, MOLECULER_GROUP, MOLECULER_SUBJECT, path.join(system.dataDir, "moleculer.db")],
+        { env: profileEnv(context, "pipeline-moleculer") },
+      );
+      await waitFor(() => moleculer!.output().includes("ready"), "Moleculer channels consumer", 20_000);
       const targets: Target[] = [
         { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER, ...main, lastSeq: () => main.lastSeq(RAW_STREAM.name) },
-        { label: "presence", stream: IDENTITY_STREAM.name, subject: subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
+        { label: "presence", stream: IDENTITY_STREAM.name, subject: userEvents.subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
+        { label: "moleculer", stream: MOLECULER_STREAM, subject: MOLECULER_SUBJECT, consumer: MOLECULER_GROUP, ...main, lastSeq: () => main.lastSeq(MOLECULER_STREAM) },
       ];
       const count = Math.round(3_000 * context.timeScale);
       const latencyEvents = Math.round(3 * RATE * context.timeScale);
@@ -91,6 +105,7 @@ export const pipeline: Benchmark = {
       }
       const r = results.get("raw")!;
       const p = results.get("presence")!;
+      const m = results.get("moleculer")!;
       return {
         settings: { throughputEvents: count, window: WINDOW, latencyRate: RATE, latencyEvents, stream: "file storage, 2 min duplicate window" },
         metrics: [
@@ -98,21 +113,29 @@ export const pipeline: Benchmark = {
             text: ">= 0.8x raw JetStream",
             met: (ratio ?? 0) >= 0.8,
           })),
+          metric("events/s vs the Moleculer peer", "events/s", "higher", p.eps, { name: "Moleculer channels events/s", values: m.eps }, (_v, ratio) => ({
+            text: ">= 1.0x Moleculer channels",
+            met: (ratio ?? 0) >= 1.0,
+          })),
+          metric("Moleculer channels: events/s", "events/s", "higher", m.eps, { name: "raw JetStream events/s", values: r.eps }),
           metric(`latency p50 at ${RATE} events/s`, "ms", "lower", p.p50, { name: "raw p50", values: r.p50 }),
           metric(`latency p99 at ${RATE} events/s`, "ms", "lower", p.p99, { name: "raw p99", values: r.p99 }, (value) => ({
             text: "< 10 ms",
             met: value.median < 10,
           })),
           metric(`latency max at ${RATE} events/s`, "ms", "lower", p.max, { name: "raw max", values: r.max }),
+          metric(`Moleculer channels: latency p99 at ${RATE} events/s`, "ms", "lower", m.p99, { name: "raw p99", values: r.p99 }),
         ],
         notes: [
           `Throughput: ${count} events published with up to ${WINDOW} awaiting their PubAck, timed from the first publish to the last consumer ack. Latency: ${latencyEvents} events paced at ${RATE}/s, each timed from its publish call to its ack.`,
+          "Moleculer peer (bench/peers/moleculer): moleculer 0.14.36 + @moleculer/channels 0.1.8 (the newest pair the channels package supports), NATS JetStream adapter, maxInFlight 256, ack after the handler; the handler decodes the same protobuf event and applies it in one better-sqlite3 transaction (processed-event row, ended-session check, insert) per event.",
           "Only nats-server and presence run (the bench creates the IDENTITY stream itself); audit, which also consumes IDENTITY, is not started so the figure is presence's hop alone.",
         ],
       };
     } finally {
       for (const watcher of watchers) watcher.close();
       await raw?.stop("SIGTERM");
+      await moleculer?.stop("SIGTERM");
       await system.stop();
     }
   },
@@ -214,7 +237,7 @@ function signedInEvent() {
     id,
     type: UserEventSchema.typeName,
     source: "meshwork/identity",
-    subject: subjects.signedIn,
+    subject: userEvents.subjects.signedIn,
     time: new Date(now),
     traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
   });

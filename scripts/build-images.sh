@@ -38,13 +38,14 @@ ensure_buildah() {
 # at the pinned Node 24's headers. Cached until a package manifest or the lock file changes.
 stage_prod_deps() {
   local stamp lock
-  lock=$(cat package-lock.json package.json proto/package.json services/*/package.json | sha256sum | cut -c1-16)
+  lock=$(cat package-lock.json package.json proto/package.json bench/package.json services/*/package.json | sha256sum | cut -c1-16)
   stamp="$DEPS/.lock-$lock-node-$(node --version)"
   [[ -f "$stamp" ]] && return 0
   log "staging production node_modules (npm ci --omit=dev, Node $(node --version))"
   rm -rf "$DEPS"; mkdir -p "$DEPS"
   cp package.json package-lock.json "$DEPS/"
-  for pkg in proto/package.json services/*/package.json; do
+  # bench/ is a workspace too (its peers are dev dependencies, so --omit=dev leaves them out).
+  for pkg in proto/package.json bench/package.json services/*/package.json; do
     mkdir -p "$DEPS/$(dirname "$pkg")"; cp "$pkg" "$DEPS/$pkg"
   done
   if [[ "$(uname -s)-$(uname -m)" != Linux-x86_64 ]]; then
@@ -126,8 +127,8 @@ if [[ -x "$nats_bin" ]]; then
   nats_pid=$!
   trap 'kill $nats_pid 2>/dev/null || true; rm -rf "$nats_dir"' EXIT
   n=0
-  # identity first: it creates the IDENTITY stream the others' consumers wait for (as in a
-  # cluster); audit last: it keeps every stream, so it is ready only once all of them exist.
+  # identity first: it creates the IDENTITY stream the others' consumers attach to; audit last,
+  # once every stream it keeps exists (each would also start alone: a missing stream is awaited).
   ordered=()
   for svc in "${services[@]}"; do [[ $svc == identity ]] && ordered+=(identity); done
   for svc in "${services[@]}"; do [[ $svc == identity || $svc == audit ]] || ordered+=("$svc"); done

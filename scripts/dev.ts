@@ -44,6 +44,8 @@ try {
         MESHWORK_ADMIN_EMAIL: admin.email,
         MESHWORK_ADMIN_PASSWORD: admin.password,
         RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1",
+        // Any web app served from this machine may call, whatever port its dev server picked.
+        CORS_ALLOWED_ORIGINS: process.env["CORS_ALLOWED_ORIGINS"] ?? "http://localhost:*,http://127.0.0.1:*",
         ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name].rpc]))),
       },
     });

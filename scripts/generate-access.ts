@@ -1,11 +1,19 @@
 /**
  * Writes charts/meshwork/files/access.json from each service's access table, so the Istio
- * AuthorizationPolicies the chart renders are derived from the tables the services enforce.
- * `make check-generated` fails when the file is stale.
+ * AuthorizationPolicies the chart renders are derived from the tables the services enforce, and
+ * files/cors.json from the platform's CORS lists, so the gateway's CORS filter answers browsers
+ * exactly as the services do. `make check-generated` fails when either file is stale.
  */
 import fs from "node:fs";
 import path from "node:path";
-import { PUBLIC, type AccessTable } from "@meshwork/platform";
+import {
+  CORS_ALLOWED_HEADERS,
+  CORS_ALLOWED_METHODS,
+  CORS_EXPOSED_HEADERS,
+  CORS_MAX_AGE_SECONDS,
+  PUBLIC,
+  type AccessTable,
+} from "@meshwork/platform";
 import { access as audit } from "../services/audit/src/access.ts";
 import { access as identity } from "../services/identity/src/access.ts";
 import { access as orders } from "../services/orders/src/access.ts";
@@ -31,8 +39,20 @@ export function renderAccessJson(tables: Record<string, AccessTable>): string {
   return JSON.stringify({ services }, null, 2) + "\n";
 }
 
+export function renderCorsJson(): string {
+  const cors = {
+    allowedMethods: CORS_ALLOWED_METHODS,
+    allowedHeaders: CORS_ALLOWED_HEADERS,
+    exposedHeaders: CORS_EXPOSED_HEADERS,
+    maxAgeSeconds: CORS_MAX_AGE_SECONDS,
+  };
+  return JSON.stringify(cors, null, 2) + "\n";
+}
+
 if (import.meta.main) {
-  const file = path.join(ROOT, "charts/meshwork/files/access.json");
-  fs.writeFileSync(file, renderAccessJson(accessTables));
-  console.log(`wrote ${path.relative(ROOT, file)}`);
+  for (const [name, content] of [["access.json", renderAccessJson(accessTables)], ["cors.json", renderCorsJson()]] as const) {
+    const file = path.join(ROOT, "charts/meshwork/files", name);
+    fs.writeFileSync(file, content);
+    console.log(`wrote ${path.relative(ROOT, file)}`);
+  }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|all]...
+#        scripts/install-tools.sh [cluster|etcd|kubernetes|nats-static|coredns|metrics-server|kwok|pilot-discovery]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -19,6 +20,18 @@ TILT_VERSION=v0.37.6
 GATEWAY_API_VERSION=v1.6.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 PYYAML_VERSION=6.0.4
+# The local cluster (make cluster-up): control plane, node and add-ons, all built from source.
+KUBERNETES_VERSION=v1.36.3
+ETCD_VERSION=v3.7.3
+COREDNS_VERSION=v1.15.0
+METRICS_SERVER_VERSION=v0.8.0
+KWOK_VERSION=v0.8.0
+KUBERNETES_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# Client tools and code generators for the examples (examples/go) and the client tests.
+GRPCURL_VERSION=v1.9.4
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -31,6 +44,18 @@ go_install() { # name module@version
   current "$name" "$version" && return 0
   log "building $name $version (go install $spec)"
   GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "$spec"
+  stamp "$name" "$version"
+}
+
+# A fully static binary (no cgo), for images built from scratch: it must not need a libc.
+go_build_static() { # name module/package@version
+  local name=$1 spec=$2 version=${2##*@}
+  current "$name" "$version" && return 0
+  log "building $name $version statically (CGO_ENABLED=0 go install $spec)"
+  local gobin="$TOOLS/build/static-$name"
+  mkdir -p "$gobin"
+  CGO_ENABLED=0 GOBIN="$gobin" GOFLAGS=-buildvcs=false go install -ldflags "-s -w" "$spec"
+  mv "$gobin/$(basename "${spec%@*}")" "$BIN/$name"
   stamp "$name" "$version"
 }
 
@@ -67,6 +92,48 @@ install_tilt() {
   stamp tilt "$TILT_VERSION"
 }
 
+# Kubernetes' commands live in k8s.io/kubernetes, whose go.mod points every k8s.io/<staging> module
+# at ./staging: a throwaway wrapper module replaces each one with its published v0.X.Y instead.
+# gitVersion is stamped, or the API server reports v0.0.0 and charts' kubeVersion checks fail.
+install_kubernetes() {
+  local missing=() name
+  for name in "${KUBERNETES_COMMANDS[@]}"; do current "$name" "$KUBERNETES_VERSION" || missing+=("$name"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "building ${missing[*]} $KUBERNETES_VERSION through a wrapper module (first build is long)"
+  local mod="$TOOLS/build/kubernetes" staging="v0.${KUBERNETES_VERSION#v1.}"
+  mkdir -p "$mod"
+  ( cd "$mod"
+    if ! grep -qs "k8s.io/kubernetes $KUBERNETES_VERSION" go.mod; then
+      rm -f go.mod go.sum
+      go mod init meshwork.local/kubernetes-build >/dev/null 2>&1
+      local upstream module
+      upstream=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
+      # sample-cli-plugin is never published and no command needs it.
+      for module in $(sed -nE 's#^\s*(k8s\.io/[a-z0-9-]+) => \./staging/.*#\1#p' "$upstream" | grep -v sample-cli-plugin); do
+        go mod edit -replace "$module=$module@$staging"
+      done
+      GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$KUBERNETES_VERSION" >&2
+    fi
+    local packages=()
+    for name in "${missing[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name"); done
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/" \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION" "${packages[@]}" )
+  for name in "${missing[@]}"; do stamp "$name" "$KUBERNETES_VERSION"; done
+}
+
+# etcd's binary is the main package of its server module, which has replace directives of its own.
+install_etcd() {
+  current etcd "$ETCD_VERSION" && return 0
+  log "building etcd $ETCD_VERSION through a wrapper module"
+  local mod="$TOOLS/build/etcd"
+  mkdir -p "$mod"
+  ( cd "$mod"
+    [[ -f go.mod ]] || go mod init meshwork.local/etcd-build >/dev/null 2>&1
+    GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3 )
+  stamp etcd "$ETCD_VERSION"
+}
+
 # Istio's CRDs ship inside the istio module and the Gateway API's in its own; kubeconform needs
 # them (and the Kubernetes kinds, from kubernetes-validate) as JSON schemas.
 install_schemas() {
@@ -96,6 +163,20 @@ for tool in "${want[@]}"; do
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
     schemas) install_schemas ;;
+    kubernetes) install_kubernetes ;;
+    etcd) install_etcd ;;
+    # These three run in pods on scratch images (scripts/cluster-images.sh), hence static.
+    nats-static) go_build_static nats-server-static "github.com/nats-io/nats-server/v2@$NATS_VERSION" ;;
+    coredns) go_build_static coredns "github.com/coredns/coredns@$COREDNS_VERSION" ;;
+    metrics-server) go_build_static metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION" ;;
+    kwok) go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
+    pilot-discovery) go_install pilot-discovery "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION" ;;
+    cluster) "$0" etcd kubernetes nats-static coredns metrics-server kwok pilot-discovery helm ;;
+    grpcurl) go_install grpcurl "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION" ;;
+    go-plugins)
+      go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
+      go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+      go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
     all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac

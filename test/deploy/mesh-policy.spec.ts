@@ -43,6 +43,22 @@ describe("mesh policy rendered from files/access.json", function () {
     }
   });
 
+  it("keeps health and both reflection versions public on every service, in the table and the rendered policy", function () {
+    const objects = render(chartDir);
+    const publicPaths = [
+      "/grpc.health.v1.Health/Check",
+      "/grpc.health.v1.Health/Watch",
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ];
+    for (const name of Object.keys(access.services)) {
+      for (const path of publicPaths) {
+        assert.deepEqual(access.services[name]!.methods[path], { public: true, roles: [] }, `${name}: ${path} in access.json`);
+        assert.ok(grants(policy(objects, name)).includes(grant(gatewayPrincipal, path, false)), `meshwork-${name} lets ${path} through without a token`);
+      }
+    }
+  });
+
   it("renders caller rules from the table, requiring a token on non-public paths", function () {
     const table = withCallers(access);
     const objects = renderWithAccess(table);

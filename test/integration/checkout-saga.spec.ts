@@ -135,13 +135,13 @@ describe("the checkout saga", function () {
 
   it("resumes a saga after orders is killed between the charge and recording it, without charging twice", async () => {
     await system.stopService("orders");
-    const crashing = await system.startService("orders", { MESHWORK_FAULT_CRASH_AFTER_CHARGE: "1" });
+    const crashing = await system.startService("orders", { MESHWORK_FAULTS: "crash-after-call=meshwork.payments.v1.PaymentsService/Charge" });
     let orderId = "";
     try {
       // The answer usually leaves before the crash; if not, the order is in orders' database anyway.
       const placed = await place("DE").catch(() => undefined);
       assert.equal(await crashing.exited, -1, "killed by the fault hook");
-      assert.match(crashing.output(), /fault hook: crashing after the charge of order/);
+      assert.match(crashing.output(), /fault crash-after-call: killing the process after meshwork\.payments\.v1\.PaymentsService\/Charge answered/);
       orderId = placed?.order?.id ?? String(rows("orders", "select id from orders order by created_at desc limit 1")[0]!["id"]);
       assert.deepEqual(rows("orders", "select state from orders where id = ?", orderId), [{ state: "PENDING" }], "the charge was never recorded");
       assert.equal(rows("payments", "select id from payments where order_id = ?", orderId).length, 1, "but the money moved");
@@ -152,6 +152,29 @@ describe("the checkout saga", function () {
     const order = await settled(orderId, OrderState.CONFIRMED);
     const charges = rows("payments", "select id from payments where order_id = ?", orderId);
     assert.deepEqual(charges, [{ id: order.paymentId }], "the retried charge answered the first payment");
+    await auditedEventually(orderId, ["orders.v1.order.placed", "payments.v1.payment.charged", "shipping.v1.shipment.created", "orders.v1.order.confirmed"]);
+  });
+
+  it("stops the saga runner before the database closes: SIGTERM mid-saga, a restart, and the saga completes exactly once", async () => {
+    await system.stopService("orders");
+    // The charge waits 2 s before it is sent, so the SIGTERM below lands while the step is in flight.
+    const stopping = await system.startService("orders", { MESHWORK_FAULTS: "delay-call=meshwork.payments.v1.PaymentsService/Charge:2000" });
+    let orderId = "";
+    try {
+      const { order: placed } = await place("DE");
+      orderId = placed!.id;
+      await waitFor(() => rows("orders", "select id from orders where id = ? and lease_until is not null", orderId).length === 1, "the runner to claim the saga", 5_000, 20);
+      stopping.child.kill("SIGTERM");
+      assert.equal(await stopping.exited, 0, `orders exits cleanly:\n${stopping.output()}`);
+      assert.doesNotMatch(stopping.output(), /saga runner pass failed|unclean shutdown|worker failed/);
+      assert.deepEqual(rows("orders", "select state from orders where id = ?", orderId), [{ state: "PAYMENT_CHARGED" }], "the step in flight was recorded before the database closed");
+    } finally {
+      await system.stopService("orders", "SIGKILL");
+      await system.startService("orders");
+    }
+    const order = await settled(orderId, OrderState.CONFIRMED);
+    assert.deepEqual(rows("payments", "select id from payments where order_id = ?", orderId), [{ id: order.paymentId }], "charged once");
+    assert.deepEqual(rows("shipping", "select id from shipments where order_id = ?", orderId), [{ id: order.shipmentId }], "shipped once");
     await auditedEventually(orderId, ["orders.v1.order.placed", "payments.v1.payment.charged", "shipping.v1.shipment.created", "orders.v1.order.confirmed"]);
   });
 

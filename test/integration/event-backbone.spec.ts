@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import SQLite from "better-sqlite3";
-import { listDeadLetters, traceIdOf } from "@meshwork/platform";
+import { listDeadLetters, traceIdOf, uuidv7 } from "@meshwork/platform";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
@@ -87,12 +87,12 @@ describe("the event backbone under faults", function () {
     await waitFor(async () => (await system.client(AuditService, "audit", "connect", token).listEvents({ userId: user!.id })).events.length === 1, "sign-up relayed");
     const before = await subjectCount("identity.v1.user.signed_in");
     await system.stopService("identity");
-    const crashing = await system.startService("identity", { MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: "1" });
+    const crashing = await system.startService("identity", { MESHWORK_FAULTS: "crash-before-publish" });
     try {
       await system.client(IdentityService, "identity").signIn({ email: "crash@example.com", password: "crash-test-passphrase" }).catch(() => undefined);
       const exitCode = await crashing.exited;
       assert.equal(exitCode, -1, "killed by the fault hook");
-      assert.match(crashing.output(), /fault hook: crashing after commit, before publish/);
+      assert.match(crashing.output(), /fault crash-before-publish: killing the process after the commit of event \S+, before publishing it/);
       assert.equal(await subjectCount("identity.v1.user.signed_in"), before, "nothing published before the crash");
     } finally {
       await system.stopService("identity", "SIGKILL");
@@ -134,17 +134,18 @@ describe("the event backbone under faults", function () {
   it("dead-letters a poison message after its tries, processes the events behind it, and applies the replay once", async () => {
     await caughtUp("presence-projection");
     await system.stopService("presence");
-    await system.startService("presence", { MESHWORK_FAULT_POISON_USER_ID: "poison-user" });
+    const poisonId = uuidv7();
+    await system.startService("presence", { MESHWORK_FAULTS: `reject-event=${poisonId}` });
     const connection = await system.natsConnection();
     const countBefore = await onlineCount();
-    const poisonId = await publishUserEvent(connection, signedIn("poison-user", "poison-session"));
+    await publishUserEvent(connection, signedIn("poison-user", "poison-session"), undefined, poisonId);
     for (let index = 0; index < 5; index++) await publishUserEvent(connection, signedIn(`behind-${index}`, `behind-session-${index}`));
     await waitFor(async () => (await onlineCount()) === countBefore + 5, "the events behind the poison message", 2_000);
     await waitFor(async () => (await listDeadLetters(connection, "presence-projection")).length === 1, "the dead letter", 15_000, 200);
     const [letter] = await listDeadLetters(connection, "presence-projection");
     assert.equal(letter!.eventId, poisonId);
     assert.equal(letter!.deliveries, 4);
-    assert.match(letter!.error, /fault hook: refusing events of user poison-user/);
+    assert.equal(letter!.error, `FaultInjectedError: fault reject-event: refusing event ${poisonId}`);
     assert.equal(letter!.originalSubject, "identity.v1.user.signed_in");
 
     await system.stopService("presence");

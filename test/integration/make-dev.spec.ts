@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import net from "node:net";
-import { DEFAULT_PORTS, spawnManaged, waitFor } from "../../scripts/lib/system.ts";
+import { spawnManaged, waitFor } from "../../scripts/lib/system.ts";
+import { freeOffset } from "../support/dev-ports.ts";
 
 describe("make dev", function () {
   this.timeout(60_000);
@@ -32,24 +32,3 @@ describe("make dev", function () {
     await assert.rejects(fetch(`http://127.0.0.1:${9051 + offset}/healthz`), "identity is gone");
   });
 });
-
-/**
- * An offset that moves every port of `make dev` onto ports free right now. The shifted RPC ports
- * land in Linux's ephemeral range, where outgoing connections also take ports, so check first.
- */
-async function freeOffset(): Promise<number> {
-  const ports = [4222, ...Object.values(DEFAULT_PORTS).flatMap(({ rpc, admin }) => [rpc, admin])];
-  for (;;) {
-    const offset = 1_000 + Math.floor(Math.random() * 5_000);
-    const free = await Promise.all(ports.map((port) => isFree(port + offset)));
-    if (free.every(Boolean)) return offset;
-  }
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}

@@ -4,12 +4,11 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { toHeaders, uuidv7 } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
-import { subjects } from "../../services/identity/src/events.ts";
+import { userEvents } from "../../services/identity/src/events.ts";
 
 /** Publishes identity events straight to JetStream, as identity's relay would, for consumer tests. */
-export async function publishUserEvent(connection: NatsConnection, event: UserEvent["event"], traceId = randomHex(32)): Promise<string> {
-  const id = uuidv7();
-  const subject = subjects[event.case!];
+export async function publishUserEvent(connection: NatsConnection, event: UserEvent["event"], traceId = randomHex(32), id = uuidv7()): Promise<string> {
+  const subject = userEvents.subjects[event.case!];
   const headers = toHeaders({
     id,
     type: UserEventSchema.typeName,

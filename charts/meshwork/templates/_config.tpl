@@ -14,27 +14,9 @@ TOKEN_AUDIENCE: {{ first $v.mesh.jwt.audiences | quote }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
-{{- if eq .name "identity" }}
-ACCESS_TOKEN_TTL_SECONDS: {{ $v.identity.accessTokenTtlSeconds | quote }}
-MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
-# Keys come from the mounted Secret; a pod must never invent its own (replicas would disagree).
-SIGNING_KEYS_AUTOCREATE: "false"
-SIGNING_KEYS_FILE: {{ printf "/var/run/secrets/meshwork/signing-keys/%s" $v.identity.signingKeys.fileName | quote }}
-{{- end }}
-{{- if eq .name "orders" }}
-# orders drives the saga as the bootstrap admin unless ORDERS_SERVICE_EMAIL/PASSWORD are set in env.
-MESHWORK_ADMIN_EMAIL: {{ $v.identity.admin.email | quote }}
-{{- end }}
+CORS_ALLOWED_ORIGINS: {{ join "," $v.cors.allowedOrigins | quote }}
+{{- /* The service's own settings from values; rendered with tpl, so they may follow other values. */}}
 {{- range $key, $value := .svc.env }}
-{{ $key }}: {{ $value | quote }}
+{{ $key }}: {{ tpl (toString $value) $.root | quote }}
 {{- end }}
-{{- end }}
-
-{{/* The bootstrap admin password: identity creates the admin with it, orders signs in with it. */}}
-{{- define "meshwork.identity.env" -}}
-- name: MESHWORK_ADMIN_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.identity.admin.existingSecret | default "meshwork-identity-admin" }}
-      key: MESHWORK_ADMIN_PASSWORD
 {{- end }}

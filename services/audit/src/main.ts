@@ -1,7 +1,8 @@
 import { runService } from "@meshwork/platform";
-import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
+import { AuditService, DeadLetterService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { access } from "./access.ts";
 import { auditConfig } from "./config.ts";
+import { deadLetterRoutes } from "./dead-letters.ts";
 import { auditConsumers } from "./events.ts";
 import { auditRoutes } from "./rpc.ts";
 import { migrations, type AuditTables } from "./store.ts";
@@ -12,8 +13,13 @@ await runService<AuditTables, typeof config>({
   name: "audit",
   config,
   migrations,
-  services: [AuditService],
+  services: [AuditService, DeadLetterService],
   access,
-  consumers: auditConsumers(config.AUDIT_STREAMS),
-  routes: (router, context) => auditRoutes(context)(router),
+  setup: (context) => ({
+    routes: (router) => {
+      auditRoutes(context)(router);
+      deadLetterRoutes(context)(router);
+    },
+    consumers: auditConsumers(config.AUDIT_STREAMS),
+  }),
 });

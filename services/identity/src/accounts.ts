@@ -17,12 +17,13 @@ import {
   UserEvent_SignedOutSchema,
   UserEvent_SignedUpSchema,
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { trace, type Meter } from "@opentelemetry/api";
 import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
 import { checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
-import { emitUserEvent } from "./events.ts";
+import { userEvents } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { endSession, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
 
@@ -48,7 +49,7 @@ export class Accounts {
   private readonly decoyHash: Promise<string>;
   readonly signIns;
 
-  constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: import("@opentelemetry/api").Meter) {
+  constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: Meter) {
     const { config } = context;
     this.context = context;
     this.keys = keys;
@@ -74,7 +75,7 @@ export class Accounts {
     const user: UserRecord = { id: uuidv7(), email, displayName, passwordHash: await hash(input.password, this.hashOptions), roles };
     await this.context.unitOfWork(async (trx) => {
       if (!(await insertUser(trx, user))) throw new AlreadyExistsError("an account with this email exists");
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedUp",
         value: create(UserEvent_SignedUpSchema, { userId: user.id, email, displayName, occurredAt: timestampNow() }),
       });
@@ -103,7 +104,7 @@ export class Accounts {
     const accessToken = await this.issueToken(user, sessionId, expiresAt);
     await this.context.unitOfWork(async (trx) => {
       await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAt.getTime() });
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedIn",
         value: create(UserEvent_SignedInSchema, {
           userId: user.id,
@@ -126,7 +127,7 @@ export class Accounts {
     if (!user) return;
     await this.context.unitOfWork(async (trx) => {
       if (!(await endSession(trx, principal.sessionId, principal.userId))) return;
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "signedOut",
         value: create(UserEvent_SignedOutSchema, { userId: user.id, email: user.email, sessionId: principal.sessionId, occurredAt: timestampNow() }),
       });
@@ -139,7 +140,7 @@ export class Accounts {
     if (!user) throw new NotFoundError("no such user");
     await this.context.unitOfWork(async (trx) => {
       await updateRoles(trx, user.id, roles);
-      await emitUserEvent(trx, user.id, {
+      await userEvents.emit(trx, user.id, {
         case: "rolesChanged",
         value: create(UserEvent_RolesChangedSchema, { userId: user.id, email: user.email, roles, changedBy: changedBy.userId, occurredAt: timestampNow() }),
       });
@@ -151,7 +152,10 @@ export class Accounts {
   async ensureAdmin(email: string | undefined, password: string | undefined): Promise<void> {
     if (!email || !password) return;
     if (await findUserByEmail(this.context.database.db, normaliseEmail(email))) return;
-    await this.signUp({ email, password, displayName: "Administrator" }, ["admin"]);
+    // In a span of its own, so the admin's SignedUp event carries a trace id like every other event.
+    await trace.getTracer("identity").startActiveSpan("bootstrap admin", async (span) => {
+      await this.signUp({ email, password, displayName: "Administrator" }, ["admin"]).finally(() => span.end());
+    });
     this.context.log.info({ email }, "created the admin user");
   }
 

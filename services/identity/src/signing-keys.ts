@@ -1,6 +1,7 @@
 import { createPrivateKey } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import type { AdminRoute } from "@meshwork/platform";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK } from "jose";
 
 /** A private signing key as stored: a JWK with its kid and when it was created and superseded. */
@@ -75,6 +76,16 @@ export class SigningKeys {
  * Rotation: a new key is appended and signs from now on; keys superseded longer ago than the
  * longest token lifetime are dropped, because no valid token can still name them.
  */
+/** The JWKS on the admin port, where every service's token verifier fetches it. */
+/** The JWKS is the same for everyone and safe to share; short, so a rotated-in key is seen within a minute. */
+export const JWKS_CACHE_CONTROL = "public, max-age=60";
+
+export function jwksRoute(keys: SigningKeys): AdminRoute {
+  return (_req, res) => {
+    res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": JWKS_CACHE_CONTROL }).end(JSON.stringify(keys.jwks()));
+  };
+}
+
 export async function rotateKeyFile(location: string, tokenTtlSeconds: number, now = new Date()): Promise<{ added: string; removed: string[] }> {
   const file = fs.existsSync(location) ? await readKeyFile(location) : { keys: [] };
   const cutoff = now.getTime() - tokenTtlSeconds * 1000;

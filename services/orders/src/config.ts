@@ -26,8 +26,6 @@ const ordersConfigSchema = baseConfigSchema.extend({
   SAGA_RETRY_MAX_MS: z.coerce.number().int().min(1).default(60_000),
   /** Deadline of each step's call to payments or shipping. */
   SAGA_STEP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
-  /** Test-only fault hook: the process dies right after a charge succeeds, before the saga records it. */
-  MESHWORK_FAULT_CRASH_AFTER_CHARGE: z.enum(["0", "1"]).default("0"),
 });
 
 export type OrdersConfig = z.infer<typeof ordersConfigSchema>;
@@ -40,4 +38,9 @@ export function serviceAccount(config: OrdersConfig): { email: string; password:
   const email = config.ORDERS_SERVICE_EMAIL ?? config.MESHWORK_ADMIN_EMAIL;
   const password = config.ORDERS_SERVICE_PASSWORD ?? config.MESHWORK_ADMIN_PASSWORD;
   return email && password ? { email, password } : undefined;
+}
+
+/** How the saga runner polls, leases and backs off, from the SAGA_* settings. */
+export function sagaTiming(config: OrdersConfig): { pollMs: number; leaseMs: number; retryBaseMs: number; retryMaxMs: number } {
+  return { pollMs: config.SAGA_POLL_MS, leaseMs: config.SAGA_LEASE_MS, retryBaseMs: config.SAGA_RETRY_BASE_MS, retryMaxMs: config.SAGA_RETRY_MAX_MS };
 }

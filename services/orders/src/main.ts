@@ -1,7 +1,7 @@
 import { runService } from "@meshwork/platform";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { access } from "./access.ts";
-import { ordersConfig, serviceAccount } from "./config.ts";
+import { ordersConfig, sagaTiming, serviceAccount } from "./config.ts";
 import { ORDERS_STREAM } from "./events.ts";
 import { Orders } from "./orders.ts";
 import { ordersRoutes } from "./rpc.ts";
@@ -11,35 +11,19 @@ import { rpcSteps } from "./steps.ts";
 import { migrations, type OrdersTables } from "./store.ts";
 
 const config = ordersConfig();
-let runner: SagaRunner | undefined;
 
-const service = await runService<OrdersTables, typeof config>({
+await runService<OrdersTables, typeof config>({
   name: "orders",
   config,
   migrations,
   services: [OrdersService],
   access,
   streams: [ORDERS_STREAM],
-  routes: (router, context) => ordersRoutes(new Orders(context, () => runner?.nudge()))(router),
+  setup(context) {
+    // The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
+    const token = new ServiceToken(config.IDENTITY_URL, () => serviceAccount(config));
+    const steps = rpcSteps({ paymentsUrl: config.PAYMENTS_URL, shippingUrl: config.SHIPPING_URL, token, timeoutMs: config.SAGA_STEP_TIMEOUT_MS });
+    const runner = new SagaRunner({ db: context.database.db, unitOfWork: context.unitOfWork, steps, log: context.log.child({ component: "saga" }), ...sagaTiming(config) });
+    return { routes: ordersRoutes(new Orders(context, () => runner.nudge())), workers: [runner] };
+  },
 });
-
-// The orchestrator: resumes every unfinished saga it finds, then each new one as it is placed.
-const { context } = service;
-runner = new SagaRunner({
-  db: context.database.db,
-  unitOfWork: (work) => context.unitOfWork(work),
-  steps: rpcSteps({
-    paymentsUrl: config.PAYMENTS_URL,
-    shippingUrl: config.SHIPPING_URL,
-    token: new ServiceToken(config.IDENTITY_URL, () => serviceAccount(config)),
-    timeoutMs: config.SAGA_STEP_TIMEOUT_MS,
-    crashAfterCharge: config.MESHWORK_FAULT_CRASH_AFTER_CHARGE === "1",
-  }),
-  log: context.log.child({ component: "saga" }),
-  pollMs: config.SAGA_POLL_MS,
-  leaseMs: config.SAGA_LEASE_MS,
-  retryBaseMs: config.SAGA_RETRY_BASE_MS,
-  retryMaxMs: config.SAGA_RETRY_MAX_MS,
-});
-runner.start();
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void runner?.stop());

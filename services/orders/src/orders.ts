@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { NotFoundError, uuidv7, type Principal, type ServiceContext } from "@meshwork/platform";
 import { OrderEvent_PlacedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { context, propagation } from "@opentelemetry/api";
 import type { OrdersConfig } from "./config.ts";
 import { validateOrder, type NewOrder } from "./domain/order.ts";
-import { emitOrderEvent, now } from "./events.ts";
+import { orderEvents } from "./events.ts";
 import { findOrder, insertOrder, type OrderRecord, type OrdersTables } from "./store.ts";
 
 /** orders' use cases. Placing an order commits it in PENDING with its event; the saga runner takes it from there. */
@@ -40,7 +41,7 @@ export class Orders {
     };
     await this.context.unitOfWork(async (trx) => {
       await insertOrder(trx, order);
-      await emitOrderEvent(trx, order.id, {
+      await orderEvents.emit(trx, order.id, {
         case: "placed",
         value: create(OrderEvent_PlacedSchema, {
           orderId: order.id,
@@ -48,7 +49,7 @@ export class Orders {
           amountCents: BigInt(amountCents),
           currency: order.currency,
           countryCode: order.address.countryCode,
-          occurredAt: now(),
+          occurredAt: timestampNow(),
         }),
       });
     });

@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
-import type { Logger, PlatformTables } from "@meshwork/platform";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Logger, PlatformTables, Worker } from "@meshwork/platform";
 import { OrderEvent_CancelledSchema, OrderEvent_ConfirmedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
 import { advance, retryDelayMs, stepFor, type Advance } from "./domain/saga.ts";
-import { emitOrderEvent, now } from "./events.ts";
+import { orderEvents } from "./events.ts";
 import type { SagaSteps } from "./steps.ts";
 import { claimSaga, dueSagas, findOrder, releaseSaga, renewLease, scheduleRetry, transitionOrder, type OrderRecord, type OrdersDatabase, type OrdersTables } from "./store.ts";
 
@@ -27,9 +28,12 @@ export interface SagaRunnerOptions {
  * crash the next runner finds what was left and carries on from the last committed transition: a
  * step may run again, which is why every step is idempotent by a key derived from the order.
  */
-export class SagaRunner {
+export class SagaRunner implements Worker {
+  readonly name = "saga runner";
   private readonly options: Required<SagaRunnerOptions>;
   private stopped = false;
+  /** Set while passes over the due sagas fail (the database is unreachable, say): the service is not ready. */
+  private failing = false;
   private woken = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -40,6 +44,10 @@ export class SagaRunner {
 
   start(): void {
     this.loop ??= this.run();
+  }
+
+  isHealthy(): boolean {
+    return !this.failing;
   }
 
   /** A saga is waiting: look now rather than at the next poll. */
@@ -60,8 +68,10 @@ export class SagaRunner {
       try {
         const ids = await dueSagas(this.options.db, Date.now(), this.options.batchSize);
         await Promise.all(ids.map((id) => this.drive(id)));
+        this.failing = false;
         if (ids.length === this.options.batchSize) continue;
       } catch (error) {
+        this.failing = true;
         if (!this.stopped) this.options.log.error({ err: (error as Error).message }, "saga runner pass failed");
       }
       if (this.stopped || this.woken) continue;
@@ -124,19 +134,19 @@ export class SagaRunner {
         return false;
       }
       if (next.emit === "confirmed") {
-        await emitOrderEvent(trx, order.id, {
+        await orderEvents.emit(trx, order.id, {
           case: "confirmed",
-          value: create(OrderEvent_ConfirmedSchema, { orderId: order.id, userId: order.userId, paymentId: next.paymentId ?? "", shipmentId: next.shipmentId ?? "", occurredAt: now() }),
+          value: create(OrderEvent_ConfirmedSchema, { orderId: order.id, userId: order.userId, paymentId: next.paymentId ?? "", shipmentId: next.shipmentId ?? "", occurredAt: timestampNow() }),
         });
       } else if (next.emit === "cancelled") {
-        await emitOrderEvent(trx, order.id, {
+        await orderEvents.emit(trx, order.id, {
           case: "cancelled",
           value: create(OrderEvent_CancelledSchema, {
             orderId: order.id,
             userId: order.userId,
             reason: next.cancellationReason ?? "",
             refundedPaymentId: order.state === "REFUNDING" ? (next.paymentId ?? "") : "",
-            occurredAt: now(),
+            occurredAt: timestampNow(),
           }),
         });
       }

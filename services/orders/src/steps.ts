@@ -1,4 +1,3 @@
-import { writeSync } from "node:fs";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createServiceClient } from "@meshwork/platform";
 import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
@@ -17,8 +16,6 @@ export interface RpcStepsOptions {
   shippingUrl: string;
   token: ServiceToken;
   timeoutMs: number;
-  /** Test-only fault hook: die right after a successful charge, before the saga records it. */
-  crashAfterCharge?: boolean;
 }
 
 /** Codes that are a definitive answer about the request itself: retrying it would get the same. */
@@ -42,11 +39,6 @@ export function rpcSteps(options: RpcStepsOptions): SagaSteps {
         },
         call,
       );
-      if (options.crashAfterCharge) {
-        // Written synchronously: the logger's buffer dies with the process.
-        writeSync(2, `fault hook: crashing after the charge of order ${order.id}, before recording it\n`);
-        process.kill(process.pid, "SIGKILL");
-      }
       return { kind: "succeeded", paymentId: payment!.id };
     },
     async ship(order) {

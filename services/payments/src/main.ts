@@ -16,5 +16,5 @@ await runService<PaymentsTables, typeof config>({
   services: [PaymentsService],
   access,
   streams: [PAYMENTS_STREAM],
-  routes: (router, context) => paymentsRoutes(new Payments(context))(router),
+  setup: (context) => ({ routes: paymentsRoutes(new Payments(context)) }),
 });

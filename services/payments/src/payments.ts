@@ -1,9 +1,10 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { NotFoundError, uuidv7, type ServiceContext } from "@meshwork/platform";
 import { PaymentEvent_ChargedSchema, PaymentEvent_RefundedSchema } from "@meshwork/proto/meshwork/payments/v1/events_pb.js";
 import type { PaymentsConfig } from "./config.ts";
 import { assertSameCharge, declineReason, PaymentDeclinedError, type ChargeInput, type PaymentRecord } from "./domain/charges.ts";
-import { emitPaymentEvent, now } from "./events.ts";
+import { paymentEvents } from "./events.ts";
 import { findByChargeKey, findById, insertPayment, markRefunded, type PaymentsTables } from "./store.ts";
 
 /**
@@ -42,7 +43,7 @@ export class Payments {
     await this.context.unitOfWork(async (trx) => {
       // A concurrent retry with the same key may have won the insert: then it emitted the event.
       if (!(await insertPayment(trx, payment))) return;
-      await emitPaymentEvent(trx, payment.id, {
+      await paymentEvents.emit(trx, payment.id, {
         case: "charged",
         value: create(PaymentEvent_ChargedSchema, {
           paymentId: payment.id,
@@ -50,7 +51,7 @@ export class Payments {
           userId: payment.userId,
           amountCents: BigInt(payment.amountCents),
           currency: payment.currency,
-          occurredAt: now(),
+          occurredAt: timestampNow(),
         }),
       });
       this.context.log.info({ paymentId: payment.id, orderId: payment.orderId, amountCents: payment.amountCents }, "charged");
@@ -68,7 +69,7 @@ export class Payments {
     await this.context.unitOfWork(async (trx) => {
       const at = Date.now();
       if (!(await markRefunded(trx, payment.id, { key: input.idempotencyKey, reason: input.reason, at }))) return;
-      await emitPaymentEvent(trx, payment.id, {
+      await paymentEvents.emit(trx, payment.id, {
         case: "refunded",
         value: create(PaymentEvent_RefundedSchema, {
           paymentId: payment.id,
@@ -77,7 +78,7 @@ export class Payments {
           amountCents: BigInt(payment.amountCents),
           currency: payment.currency,
           reason: input.reason,
-          occurredAt: now(),
+          occurredAt: timestampNow(),
         }),
       });
       this.context.log.info({ paymentId: payment.id, orderId: payment.orderId }, "refunded");

@@ -1,5 +1,7 @@
 import path from "node:path";
 import { z } from "zod";
+import { parseFaults } from "./faults.ts";
+import { parseAllowedOrigins } from "./rpc/cors.ts";
 
 /**
  * Settings every service shares. A service extends this schema with its own keys in its
@@ -23,9 +25,33 @@ export const baseConfigSchema = z.object({
   MESHWORK_LOG_FORMAT: z.enum(["pretty", "json"]).default("pretty"),
   MESHWORK_ENVIRONMENT: z.string().default("local"),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * Browser origins allowed to call the RPC port (CORS), comma-separated; none by default. A
+   * port of `*` matches any port: `http://localhost:*` (what `make dev` sets).
+   */
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((value, ctx) => {
+      try {
+        return parseAllowedOrigins(value);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
-  /** Test-only fault hook: the outbox relay exits the process right after a commit, before publishing. */
-  MESHWORK_FAULT_CRASH_BEFORE_PUBLISH: z.enum(["0", "1"]).default("0"),
+  /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
+  MESHWORK_FAULTS: z
+    .string()
+    .default("")
+    .superRefine((value, context) => {
+      try {
+        parseFaults(value);
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    }),
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

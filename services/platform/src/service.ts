@@ -11,12 +11,15 @@ import { ConsumerRunner, type AnyConsumerSpec } from "./events/consumer.ts";
 import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
+import { parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import type { Deprecation } from "./rpc/deprecation.ts";
 import { serverPipeline } from "./rpc/pipeline.ts";
-import { registerHealth } from "./rpc/health.ts";
+import { Health, registerHealth } from "./rpc/health.ts";
+import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
+import { Workers, type Worker } from "./workers.ts";
 
 /** What the platform hands a service while it wires itself up. */
 export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> {
@@ -32,6 +35,22 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
   unitOfWork<T>(work: (trx: Transaction<Tables & PlatformTables>) => Promise<T>): Promise<T>;
   /** The running consumer with this durable name (for rebuilds and replays). */
   consumer(name: string): ConsumerRunner<Tables>;
+  /**
+   * Aborted when shutdown begins. Long-lived server streams end on it, so they do not hold the
+   * shutdown for the whole grace period the way an unfinished unary call may.
+   */
+  shutdownSignal: AbortSignal;
+}
+
+/** What a service's `setup` hands back: everything it serves and runs, built from the context. */
+export interface ServiceParts<Tables> {
+  routes(router: ConnectRouter): void;
+  adminRoutes?: Record<string, AdminRoute>;
+  consumers?: AnyConsumerSpec<Tables>[];
+  /** Background work, started once the service serves and stopped before anything it uses closes. */
+  workers?: Worker[];
+  /** How to verify access tokens; by default identity's JWKS over HTTP. */
+  tokenKeys?: JWTVerifyGetKey;
 }
 
 /** What a service declares: its wiring, nothing else. */
@@ -44,15 +63,18 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   access: AccessTable;
   /** Old API versions still served, by full service name, with their sunset date and successor. */
   deprecations?: Record<string, Deprecation>;
+  /**
+   * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
+   * that are the same for everyone; every other GET answer is `private, no-store`.
+   */
+  cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */
   streams?: StreamSpec[];
-  consumers?: AnyConsumerSpec<Tables>[];
-  /** How to verify access tokens; by default identity's JWKS over HTTP. */
-  tokenKeys?: (context: ServiceContext<Tables, Config>) => JWTVerifyGetKey;
-  routes(router: ConnectRouter, context: ServiceContext<Tables, Config>): void;
-  adminRoutes?: (context: ServiceContext<Tables, Config>) => Record<string, AdminRoute>;
-  /** Extra work before anything is served, for example identity creating its first admin. */
-  beforeStart?: (context: ServiceContext<Tables, Config>) => Promise<void>;
+  /**
+   * Builds the service from its context once the database, NATS and the outbox are there, before
+   * anything is served: work done here (identity creating its first admin) finishes first.
+   */
+  setup(context: ServiceContext<Tables, Config>): ServiceParts<Tables> | Promise<ServiceParts<Tables>>;
 }
 
 export interface RunningService<Tables, Config extends BaseConfig> {
@@ -64,8 +86,9 @@ export interface RunningService<Tables, Config extends BaseConfig> {
 
 /**
  * The chassis: one call wires config, logs, database and migrations, NATS and streams, the outbox
- * relay, consumers, the RPC server (with the call path of rpc/pipeline.ts: auth, telemetry,
- * validation, error mapping) and the admin port, and shuts all of it down in order on SIGTERM.
+ * relay, consumers, the service's workers, the RPC server (with the call path of rpc/pipeline.ts:
+ * auth, telemetry, validation, error mapping) and the admin port, and shuts all of it down in order
+ * on SIGTERM.
  */
 export async function runService<Tables, Config extends BaseConfig>(
   definition: ServiceDefinition<Tables, Config>,
@@ -79,8 +102,6 @@ export async function runService<Tables, Config extends BaseConfig>(
   const started = performance.now();
   const database = await openDatabase<Tables>(databaseUrlFor(config, name), definition.migrations, { system: name });
   const nats = await connectNats({ url: config.NATS_URL, name, user: config.NATS_USER, password: config.NATS_PASSWORD, log });
-  const consumerSpecs = definition.consumers ?? [];
-  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])]);
 
   const relay = new OutboxRelay({
     db: database.db as unknown as Kysely<PlatformTables>,
@@ -88,9 +109,11 @@ export async function runService<Tables, Config extends BaseConfig>(
     connection: nats.connection,
     source: `meshwork/${name}`,
     log: log.child({ component: "outbox" }),
-    crashBeforePublish: config.MESHWORK_FAULT_CRASH_BEFORE_PUBLISH === "1",
+    faults: parseFaults(config.MESHWORK_FAULTS),
   });
-  const runners = new Map(consumerSpecs.map((spec) => [spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log)]));
+  // Filled from what setup returns; context.consumer() is only called once the service serves.
+  const runners = new Map<string, ConsumerRunner<Tables>>();
+  const shutdown = new AbortController();
   const context: ServiceContext<Tables, Config> = {
     name,
     config,
@@ -107,49 +130,68 @@ export async function runService<Tables, Config extends BaseConfig>(
       if (!runner) throw new Error(`no consumer named ${consumerName}`);
       return runner;
     },
+    shutdownSignal: shutdown.signal,
   };
 
-  await definition.beforeStart?.(context);
+  const parts = await definition.setup(context);
+  const consumerSpecs = parts.consumers ?? [];
+  await ensureStreams(nats.connection, [...(definition.streams ?? []), ...(consumerSpecs.length > 0 ? [DEADLETTER_STREAM] : [])]);
+  for (const spec of consumerSpecs) runners.set(spec.name, new ConsumerRunner<Tables>(spec, database.db, nats.connection, log));
+  const workers = new Workers(parts.workers ?? [], log);
   relay.start();
 
   let shuttingDown = false;
-  const isReady = () => !shuttingDown && nats.isConnected() && [...runners.values()].every((runner) => runner.isAttached());
-  const keys = definition.tokenKeys?.(context) ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
+  const consumersReady = () => [...runners.values()].every((runner) => runner.isReady());
+  const isReady = () => !shuttingDown && nats.isConnected() && consumersReady() && workers.isHealthy();
+  const keys = parts.tokenKeys ?? remoteKeys(config.IDENTITY_JWKS_URL, config.JWKS_REFETCH_FLOOR_MS);
   const verify = createTokenVerifier({ keys, issuer: config.TOKEN_ISSUER, audience: config.TOKEN_AUDIENCE });
   const rpc = await startRpcServer({
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    ...serverPipeline({ services: definition.services, access: definition.access, verify, deprecations: definition.deprecations ?? {}, log }),
+    allowedOrigins: config.CORS_ALLOWED_ORIGINS,
+    ...serverPipeline({
+      services: definition.services,
+      access: definition.access,
+      verify,
+      deprecations: definition.deprecations ?? {},
+      cacheControl: definition.cacheControl ?? {},
+      log,
+    }),
     routes: (router) => {
       registerHealth(router, definition.services.map((service) => service.typeName), isReady);
-      definition.routes(router, context);
+      registerReflection(router, [Health, ...definition.services]);
+      parts.routes(router);
     },
   });
   const admin = await startAdminServer({
     host: config.RPC_HOST,
     port: config.ADMIN_PORT,
     isShuttingDown: () => shuttingDown,
-    routes: definition.adminRoutes?.(context),
+    routes: parts.adminRoutes,
     checks: [
       { name: "database", check: () => database.ping().then(() => true) },
       { name: "nats", check: () => nats.isConnected() },
-      { name: "consumers", check: () => [...runners.values()].every((runner) => runner.isAttached()) },
+      { name: "consumers", check: consumersReady },
+      { name: "workers", check: () => workers.isHealthy() },
     ],
   });
-  // Consumers attach in the background: a service whose upstream stream does not exist yet still
-  // serves, and reports not-ready until it can consume.
+  // Consumers attach in the background: a service whose upstream stream does not exist yet serves
+  // and stays ready (its producer may simply start later), and attaches once the stream appears.
   for (const runner of runners.values()) {
     runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
   }
+  await workers.start();
   log.info({ rpcPort: rpc.port, adminPort: admin.port, startupMs: Math.round(performance.now() - started) }, `${name} started`);
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       shuttingDown = true;
+      shutdown.abort();
       log.info("shutting down: no new calls, finishing in-flight ones");
-      await rpc.close(config.SHUTDOWN_GRACE_MS);
+      // Workers stop while in-flight calls finish, and both before anything they use closes.
+      await Promise.all([rpc.close(config.SHUTDOWN_GRACE_MS), workers.stop()]);
       await Promise.all([...runners.values()].map((runner) => runner.stop()));
       await relay.stop();
       await nats.drain().catch(() => undefined);

@@ -10,6 +10,7 @@ export const access = defineAccess({
   }),
   ...rulesFor(PresenceServiceV2, {
     GetPresenceSummary: SIGNED_IN,
+    WatchOnlineCount: SIGNED_IN,
     ListOnlineUsers: ["publisher", "admin"],
   }),
   ...rulesFor(PresenceAdminService, {

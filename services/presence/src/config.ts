@@ -6,10 +6,12 @@ const presenceConfigSchema = baseConfigSchema.extend({
   ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9052),
   /** How often expired sessions are swept from the projection. */
   EXPIRY_SWEEP_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** How often the projection is read while someone watches the count (WatchOnlineCount). */
+  WATCH_POLL_MS: z.coerce.number().int().min(50).default(500),
+  /** WatchOnlineCount sends at least one message this often, changed or not. */
+  WATCH_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).default(5),
   /** When meshwork.presence.v1.PresenceService stops being served (docs/versioning.md). */
   PRESENCE_V1_SUNSET: z.coerce.date().default(new Date("2027-06-30T00:00:00Z")),
-  /** Test-only: the projection handler fails for events of this user id (exercises dead letters). */
-  MESHWORK_FAULT_POISON_USER_ID: z.string().optional(),
 });
 
 export type PresenceConfig = z.infer<typeof presenceConfigSchema>;

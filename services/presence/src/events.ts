@@ -8,7 +8,7 @@ import { addSession, endSession, type PresenceDatabase, type PresenceTables } fr
 /** presence publishes nothing; it keeps a projection of identity's sign-ins and sign-outs. */
 export const PROJECTION_CONSUMER = "presence-projection";
 
-export function presenceConsumers(options: { poisonUserId?: string }) {
+export function presenceConsumers() {
   return [
     defineConsumer<PresenceTables, typeof UserEventSchema>({
       name: PROJECTION_CONSUMER,
@@ -17,16 +17,13 @@ export function presenceConsumers(options: { poisonUserId?: string }) {
       schema: UserEventSchema,
       maxDeliver: 4,
       backoffMs: [100, 500, 2_000],
-      handle: (event, trx) => applyToProjection(event, trx, options.poisonUserId),
+      handle: applyToProjection,
     }),
   ];
 }
 
-async function applyToProjection(event: ReceivedEvent<UserEvent>, trx: Transaction<PresenceDatabase>, poisonUserId?: string): Promise<void> {
+async function applyToProjection(event: ReceivedEvent<UserEvent>, trx: Transaction<PresenceDatabase>): Promise<void> {
   const { event: variant } = event.message;
-  if (poisonUserId && "value" in variant && variant.value?.userId === poisonUserId) {
-    throw new Error(`fault hook: refusing events of user ${poisonUserId}`);
-  }
   if (variant.case === "signedIn") {
     const signedIn = variant.value;
     const expiresAt = signedIn.expiresAt ? timestampMs(signedIn.expiresAt) : 0;

@@ -1,4 +1,4 @@
-import { runService } from "@meshwork/platform";
+import { periodicWorker, runService } from "@meshwork/platform";
 import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
 import { access } from "./access.ts";
@@ -9,17 +9,17 @@ import { migrations, sweepExpired, type PresenceTables } from "./store.ts";
 
 const config = presenceConfig();
 
-const service = await runService<PresenceTables, typeof config>({
+await runService<PresenceTables, typeof config>({
   name: "presence",
   config,
   migrations,
   services: [PresenceService, PresenceServiceV2, PresenceAdminService],
   access,
   deprecations: { [PresenceService.typeName]: { sunset: config.PRESENCE_V1_SUNSET, successor: PresenceServiceV2.typeName } },
-  consumers: presenceConsumers({ poisonUserId: config.MESHWORK_FAULT_POISON_USER_ID }),
-  routes: (router, context) => presenceRoutes(context)(router),
+  setup: (context) => ({
+    routes: presenceRoutes(context),
+    consumers: presenceConsumers(),
+    // Answers already ignore expired sessions; the sweep keeps the table small.
+    workers: [periodicWorker({ name: "expiry sweep", intervalMs: config.EXPIRY_SWEEP_SECONDS * 1000, log: context.log, work: () => sweepExpired(context.database.db, Date.now()) })],
+  }),
 });
-
-// Sessions end on SignedOut or when their token expires; expired rows are swept periodically
-// (answers already ignore them, the sweep keeps the table small).
-setInterval(() => void sweepExpired(service.context.database.db, Date.now()).catch(() => undefined), config.EXPIRY_SWEEP_SECONDS * 1000).unref();

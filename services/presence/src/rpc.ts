@@ -12,6 +12,7 @@ import {
 import * as v2 from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { PresenceConfig } from "./config.ts";
+import { OnlineCountFeed } from "./count-feed.ts";
 import { pageOf } from "./domain/pages.ts";
 import { onlineUsersFor } from "./domain/online.ts";
 import { PROJECTION_CONSUMER } from "./events.ts";
@@ -19,6 +20,10 @@ import { clearProjection, countOnlineSessions, countOnlineUsers, liveSessions, s
 
 export function presenceRoutes(context: ServiceContext<PresenceTables, PresenceConfig>) {
   const { db } = context.database;
+  const feed = new OnlineCountFeed(
+    async (now) => ({ onlineUsers: await countOnlineUsers(db, now), onlineSessions: await countOnlineSessions(db, now) }),
+    context.config.WATCH_POLL_MS,
+  );
   return (router: ConnectRouter) => {
     router.service(PresenceService, {
       async getOnlineCount() {
@@ -48,6 +53,18 @@ export function presenceRoutes(context: ServiceContext<PresenceTables, PresenceC
           users: page.items.map((user) => create(v2.OnlineUserSchema, user)),
           nextPageToken: page.nextPageToken,
         });
+      },
+      async *watchOnlineCount(_req, ctx) {
+        const heartbeatSeconds = context.config.WATCH_HEARTBEAT_SECONDS;
+        const ended = AbortSignal.any([ctx.signal, context.shutdownSignal]);
+        for await (const summary of feed.watch(ended, heartbeatSeconds * 1000)) {
+          yield create(v2.WatchOnlineCountResponseSchema, {
+            onlineUsers: BigInt(summary.onlineUsers),
+            onlineSessions: BigInt(summary.onlineSessions),
+            asOf: timestampFromMs(summary.asOf),
+            heartbeatSeconds,
+          });
+        }
       },
     });
     router.service(PresenceAdminService, {

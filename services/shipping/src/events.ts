@@ -1,8 +1,5 @@
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { enqueueEvent, type PlatformTables, type StreamSpec } from "@meshwork/platform";
-import { ShipmentEventSchema, type ShipmentEvent } from "@meshwork/proto/meshwork/shipping/v1/events_pb.js";
-import type { Transaction } from "kysely";
+import { eventEmitter, type StreamSpec } from "@meshwork/platform";
+import { ShipmentEventSchema } from "@meshwork/proto/meshwork/shipping/v1/events_pb.js";
 
 /** shipping publishes; it consumes nothing. One stream for the domain, one subject per variant. */
 export const SHIPPING_STREAM: StreamSpec = {
@@ -11,21 +8,7 @@ export const SHIPPING_STREAM: StreamSpec = {
   duplicateWindowMs: 2 * 60_000,
 };
 
-export const subjects = {
+/** The subject of each ShipmentEvent variant; `shipmentEvents.emit` enqueues one in the caller's transaction (the outbox). */
+export const shipmentEvents = eventEmitter(ShipmentEventSchema, {
   created: "shipping.v1.shipment.created",
-} as const;
-
-type Variant = NonNullable<ShipmentEvent["event"]["case"]>;
-
-/** Enqueues a ShipmentEvent in the caller's transaction (the outbox); the relay publishes it after commit. */
-export function emitShipmentEvent<T extends PlatformTables>(trx: Transaction<T>, shipmentId: string, event: ShipmentEvent["event"]): Promise<string> {
-  if (!event.case) throw new Error("a ShipmentEvent needs a variant");
-  return enqueueEvent(trx, {
-    subject: subjects[event.case satisfies Variant],
-    schema: ShipmentEventSchema,
-    message: create(ShipmentEventSchema, { event }),
-    aggregateId: shipmentId,
-  });
-}
-
-export const now = () => timestampFromMs(Date.now());
+});

@@ -16,5 +16,5 @@ await runService<ShippingTables, typeof config>({
   services: [ShippingService],
   access,
   streams: [SHIPPING_STREAM],
-  routes: (router, context) => shippingRoutes(new Shipments(context))(router),
+  setup: (context) => ({ routes: shippingRoutes(new Shipments(context)) }),
 });

@@ -1,9 +1,10 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { uuidv7, type ServiceContext } from "@meshwork/platform";
 import { ShipmentEvent_CreatedSchema } from "@meshwork/proto/meshwork/shipping/v1/events_pb.js";
 import type { ShippingConfig } from "./config.ts";
 import { assertSameShipment, assertServiceable, newTrackingNumber, type ShipmentInput, type ShipmentRecord } from "./domain/shipments.ts";
-import { emitShipmentEvent, now } from "./events.ts";
+import { shipmentEvents } from "./events.ts";
 import { findByKey, insertShipment, type ShippingTables } from "./store.ts";
 
 /** shipping's use case: one shipment per idempotency key, committed with its event. */
@@ -33,7 +34,7 @@ export class Shipments {
     };
     await this.context.unitOfWork(async (trx) => {
       if (!(await insertShipment(trx, shipment))) return;
-      await emitShipmentEvent(trx, shipment.id, {
+      await shipmentEvents.emit(trx, shipment.id, {
         case: "created",
         value: create(ShipmentEvent_CreatedSchema, {
           shipmentId: shipment.id,
@@ -41,7 +42,7 @@ export class Shipments {
           userId: shipment.userId,
           countryCode: shipment.address.countryCode,
           trackingNumber: shipment.trackingNumber,
-          occurredAt: now(),
+          occurredAt: timestampNow(),
         }),
       });
       this.context.log.info({ shipmentId: shipment.id, orderId: shipment.orderId }, "shipment created");

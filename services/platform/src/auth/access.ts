@@ -1,4 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
+import { REFLECTION_PATHS } from "../rpc/reflection.ts";
 
 export const ROLES = ["member", "publisher", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -37,6 +38,9 @@ export function defineAccess(methods: Record<string, MethodAccess>, callers: Rec
     methods: {
       "/grpc.health.v1.Health/Check": PUBLIC,
       "/grpc.health.v1.Health/Watch": PUBLIC,
+      // Reflection describes only the API, which the .proto files publish anyway; grpcurl and
+      // buf curl need it before they can send a token.
+      ...Object.fromEntries(REFLECTION_PATHS.map((path) => [path, PUBLIC])),
       ...methods,
     },
     callers,

@@ -11,10 +11,11 @@ import { headers as makeHeaders, nanos, type NatsConnection } from "@nats-io/tra
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ControlledTransaction, Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
+import { activeFaults } from "../faults.ts";
 import type { Logger } from "../logger.ts";
 import { consumerLag, eventsConsumed, eventsDeadLettered, eventsRedelivered } from "../metrics.ts";
 import { fromHeaders, traceIdOf, type EventEnvelope } from "./cloudevents.ts";
-import { deadLetterSubject } from "./topology.ts";
+import { deadLetterSubject, isMissingStream } from "./topology.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/consumer");
 
@@ -66,6 +67,8 @@ export class ConsumerRunner<Tables> {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private attached = false;
+  /** Its stream does not exist yet: the producer has not started (see isMissingStream). */
+  private awaitingStream = false;
   private stopped = false;
   /** Held while a message is being applied; a rebuild takes it to pause the consumer. */
   private lock: Promise<void> = Promise.resolve();
@@ -88,6 +91,14 @@ export class ConsumerRunner<Tables> {
 
   isAttached(): boolean {
     return this.attached;
+  }
+
+  /**
+   * Attached, or waiting for a stream its producer has not created yet: either way nothing is
+   * left unconsumed, so the service may serve. Waiting for any other reason is not ready.
+   */
+  isReady(): boolean {
+    return this.attached || this.awaitingStream;
   }
 
   /** Creates or updates the durable consumer, waiting for the stream if its producer is not up yet. */
@@ -113,6 +124,7 @@ export class ConsumerRunner<Tables> {
         });
         break;
       } catch (error) {
+        this.awaitingStream = isMissingStream(error);
         if (attempt % 10 === 0) this.log.warn({ err: (error as Error).message, stream: this.spec.stream }, "waiting for stream");
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
@@ -121,6 +133,7 @@ export class ConsumerRunner<Tables> {
     const consumer = await jetstream(this.connection).consumers.get(this.spec.stream, this.spec.name);
     this.messages = await consumer.consume({ max_messages: 256 });
     this.attached = true;
+    this.awaitingStream = false;
     this.loop = this.run(this.messages);
     this.log.info({ stream: this.spec.stream, subjects: this.spec.filterSubjects }, "consumer attached");
   }
@@ -166,6 +179,7 @@ export class ConsumerRunner<Tables> {
       .onConflict((conflict) => conflict.doNothing())
       .executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+    activeFaults().failIf("reject-event", envelope.id, `refusing event ${envelope.id}`);
     await this.spec.handle(event, trx);
     return "applied";
   }

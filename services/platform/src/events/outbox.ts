@@ -1,4 +1,3 @@
-import { writeSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
@@ -6,6 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
+import { Faults } from "../faults.ts";
 import { uuidv7 } from "../ids.ts";
 import type { Logger } from "../logger.ts";
 import { eventsPublished, outboxBacklog, outboxOldestAge } from "../metrics.ts";
@@ -60,8 +60,8 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   idlePollMs?: number;
   maxBackoffMs?: number;
-  /** Test-only fault hook: die after the commit and before the publish. */
-  crashBeforePublish?: boolean;
+  /** Injected faults (MESHWORK_FAULTS): `crash-before-publish` dies between the commit and the publish. */
+  faults?: Faults;
 }
 
 /**
@@ -71,7 +71,7 @@ export interface OutboxRelayOptions {
  * nothing leaves the table until JetStream has acknowledged it.
  */
 export class OutboxRelay {
-  private readonly options: Required<Omit<OutboxRelayOptions, "crashBeforePublish">> & { crashBeforePublish: boolean };
+  private readonly options: Required<OutboxRelayOptions>;
   private readonly js: JetStreamClient;
   private wake: (() => void) | undefined;
   private stopped = false;
@@ -82,7 +82,7 @@ export class OutboxRelay {
       batchSize: 100,
       idlePollMs: 1_000,
       maxBackoffMs: 5_000,
-      crashBeforePublish: false,
+      faults: new Faults(),
       ...options,
     };
     this.js = jetstream(options.connection, { timeout: 5_000 });
@@ -179,11 +179,7 @@ export class OutboxRelay {
       .limit(this.options.batchSize)
       .execute();
     for (const entry of pending) {
-      if (this.options.crashBeforePublish) {
-        // Written synchronously: the logger's buffer dies with the process.
-        writeSync(2, `fault hook: crashing after commit, before publish of event ${entry.id}\n`);
-        process.kill(process.pid, "SIGKILL");
-      }
+      this.options.faults.crashIf("crash-before-publish", `after the commit of event ${entry.id}, before publishing it`);
       await this.publishOne(entry);
       await db.updateTable("outbox").set({ published_at: Date.now() }).where("seq", "=", entry.seq).execute();
     }

@@ -1,4 +1,4 @@
-import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
 
 /** A JetStream stream a service owns: one per domain, file storage, a de-duplication window. */
@@ -40,4 +40,14 @@ export async function ensureStreams(connection: NatsConnection, streams: StreamS
     else await jsm.streams.add(config);
   }
   return jsm;
+}
+
+/**
+ * Whether a JetStream API error says the stream does not exist yet. Each stream is created by the
+ * service that produces to it, and in a cluster pods start in any order, so a consumer may come up
+ * before its producer: it waits for the stream, and that wait is not a fault (there is nothing to
+ * consume yet, so the consumer is not behind). Any other error is.
+ */
+export function isMissingStream(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
 }

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { activeFaults } from "../faults.ts";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
 
 const tracer = trace.getTracer("@meshwork/platform/rpc-client");
@@ -40,5 +41,16 @@ export function clientTelemetryInterceptor(): Interceptor {
  * every outgoing call needs; `interceptors` add what is the caller's own (credentials, say).
  */
 export function createServiceClient<S extends DescService>(service: S, baseUrl: string, interceptors: Interceptor[] = []): Client<S> {
-  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [clientTelemetryInterceptor(), ...interceptors] }));
+  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [clientTelemetryInterceptor(), faultInterceptor(), ...interceptors] }));
+}
+
+/** The `delay-call` and `crash-after-call` faults (faults.ts), keyed by `Service/Method`. */
+function faultInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const target = `${req.service.typeName}/${req.method.name}`;
+    await activeFaults().delayFor(target);
+    const response = await next(req);
+    activeFaults().crashIf("crash-after-call", `after ${target} answered`, target);
+    return response;
+  };
 }

@@ -1,6 +1,9 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { serviceMeter } from "../metrics.ts";
 
+/** The headers this interceptor adds; browsers may read them (cors.ts exposes them). */
+export const DEPRECATION_HEADERS = ["Deprecation", "Sunset", "Link"];
+
 /** A protobuf service kept for old clients until `sunset`, replaced by `successor`. */
 export interface Deprecation {
   sunset: Date;

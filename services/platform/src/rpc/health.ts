@@ -6,6 +6,8 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 
+export { Health };
+
 /**
  * grpc.health.v1.Health on the RPC port, for Kubernetes gRPC probes and load balancers. The empty
  * service name and each served service report the process's readiness.

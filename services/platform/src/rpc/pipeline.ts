@@ -4,6 +4,7 @@ import type { AccessTable } from "../auth/access.ts";
 import { authorizeCall } from "../auth/authorize.ts";
 import type { TokenVerifier } from "../auth/verifier.ts";
 import type { Logger } from "../logger.ts";
+import { cacheControlInterceptor } from "./cache-control.ts";
 import { deprecationInterceptor, type Deprecation } from "./deprecation.ts";
 import { requestDecodedInterceptor, requestGate, strictJson, type JsonRequestOptions, type RequestGate } from "./gate.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./interceptors.ts";
@@ -14,6 +15,8 @@ export interface ServerPipelineOptions {
   access: AccessTable;
   verify: TokenVerifier;
   deprecations: Record<string, Deprecation>;
+  /** Cache-Control by RPC path for Connect GET answers (see cache-control.ts). */
+  cacheControl?: Record<string, string>;
   log: Logger;
 }
 
@@ -25,10 +28,11 @@ export interface ServerPipelineOptions {
  *    becomes INVALID_ARGUMENT;
  * 2. the decoded marker (from here on, a failure is not the body's fault);
  * 3. telemetry: a SERVER span and a duration sample with the final code;
- * 4. deprecation: Deprecation and Sunset headers on every answer of an old API version, errors
+ * 4. cache control: Cache-Control on Connect GET answers, no-store on errors;
+ * 5. deprecation: Deprecation and Sunset headers on every answer of an old API version, errors
  *    included;
- * 5. validation: the buf.validate rules of the request message;
- * 6. error mapping, innermost: domain errors become Connect codes once, before any interceptor
+ * 6. validation: the buf.validate rules of the request message;
+ * 7. error mapping, innermost: domain errors become Connect codes once, before any interceptor
  *    above sees them.
  */
 export function serverPipeline(options: ServerPipelineOptions): { requestGate: RequestGate; interceptors: Interceptor[]; jsonOptions: JsonRequestOptions } {
@@ -38,6 +42,7 @@ export function serverPipeline(options: ServerPipelineOptions): { requestGate: R
     interceptors: [
       requestDecodedInterceptor(),
       serverTelemetryInterceptor(),
+      cacheControlInterceptor(options.cacheControl ?? {}),
       deprecationInterceptor(options.deprecations),
       validationInterceptor(),
       errorInterceptor(options.log),

@@ -7,6 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { clientAddressKey } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
+import { withCors } from "./cors.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -19,6 +20,8 @@ export interface RpcServerOptions {
   readMaxBytes: number;
   /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
   trustForwardedFor?: boolean;
+  /** Browser origins allowed to call (CORS); none when empty. */
+  allowedOrigins?: readonly string[];
 }
 
 export interface RpcServer {
@@ -36,7 +39,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  * gRPC-Web from browsers and curl).
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
-  const handler = connectNodeAdapter({
+  const connectHandler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
     requestGate: options.requestGate,
@@ -44,6 +47,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     readMaxBytes: options.readMaxBytes,
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
   });
+  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {

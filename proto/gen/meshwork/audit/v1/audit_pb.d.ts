@@ -187,6 +187,132 @@ export declare type GetEventResponse = Message<"meshwork.audit.v1.GetEventRespon
 export declare const GetEventResponseSchema: GenMessage<GetEventResponse>;
 
 /**
+ * @generated from message meshwork.audit.v1.DeadLetter
+ */
+export declare type DeadLetter = Message<"meshwork.audit.v1.DeadLetter"> & {
+  /**
+   * Sequence in the DEADLETTER stream: the handle for a replay.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string consumer = 4;
+   */
+  consumer: string;
+
+  /**
+   * @generated from field: string stream = 5;
+   */
+  stream: string;
+
+  /**
+   * @generated from field: string original_subject = 6;
+   */
+  originalSubject: string;
+
+  /**
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * @generated from field: int32 deliveries = 8;
+   */
+  deliveries: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp dead_lettered_at = 9;
+   */
+  deadLetteredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meshwork.audit.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export declare const DeadLetterSchema: GenMessage<DeadLetter>;
+
+/**
+ * @generated from message meshwork.audit.v1.ListDeadLettersRequest
+ */
+export declare type ListDeadLettersRequest = Message<"meshwork.audit.v1.ListDeadLettersRequest"> & {
+  /**
+   * Only this consumer's dead letters when set: a durable consumer name.
+   *
+   * @generated from field: string consumer = 1;
+   */
+  consumer: string;
+};
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export declare const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest>;
+
+/**
+ * @generated from message meshwork.audit.v1.ListDeadLettersResponse
+ */
+export declare type ListDeadLettersResponse = Message<"meshwork.audit.v1.ListDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated meshwork.audit.v1.DeadLetter dead_letters = 1;
+   */
+  deadLetters: DeadLetter[];
+};
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export declare const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse>;
+
+/**
+ * @generated from message meshwork.audit.v1.ReplayDeadLetterRequest
+ */
+export declare type ReplayDeadLetterRequest = Message<"meshwork.audit.v1.ReplayDeadLetterRequest"> & {
+  /**
+   * The letter's sequence in the DEADLETTER stream.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterRequest.
+ * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
+ */
+export declare const ReplayDeadLetterRequestSchema: GenMessage<ReplayDeadLetterRequest>;
+
+/**
+ * @generated from message meshwork.audit.v1.ReplayDeadLetterResponse
+ */
+export declare type ReplayDeadLetterResponse = Message<"meshwork.audit.v1.ReplayDeadLetterResponse"> & {
+  /**
+   * @generated from field: meshwork.audit.v1.DeadLetter dead_letter = 1;
+   */
+  deadLetter?: DeadLetter | undefined;
+};
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterResponse.
+ * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
+ */
+export declare const ReplayDeadLetterResponseSchema: GenMessage<ReplayDeadLetterResponse>;
+
+/**
  * AuditService serves every event as it was received. Admins see full payloads,
  * publishers see them with personal data redacted.
  *
@@ -208,6 +334,31 @@ export declare const AuditService: GenService<{
     methodKind: "unary";
     input: typeof GetEventRequestSchema;
     output: typeof GetEventResponseSchema;
+  },
+}>;
+
+/**
+ * DeadLetterService shows the events a consumer gave up on (the DEADLETTER stream) and puts
+ * them back on their subject once the cause is fixed. Admins only.
+ *
+ * @generated from service meshwork.audit.v1.DeadLetterService
+ */
+export declare const DeadLetterService: GenService<{
+  /**
+   * @generated from rpc meshwork.audit.v1.DeadLetterService.ListDeadLetters
+   */
+  listDeadLetters: {
+    methodKind: "unary";
+    input: typeof ListDeadLettersRequestSchema;
+    output: typeof ListDeadLettersResponseSchema;
+  },
+  /**
+   * @generated from rpc meshwork.audit.v1.DeadLetterService.ReplayDeadLetter
+   */
+  replayDeadLetter: {
+    methodKind: "unary";
+    input: typeof ReplayDeadLetterRequestSchema;
+    output: typeof ReplayDeadLetterResponseSchema;
   },
 }>;
 

@@ -10,7 +10,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file meshwork/audit/v1/audit.proto.
  */
 export const file_meshwork_audit_v1_audit = /*@__PURE__*/
-  fileDesc("Ch1tZXNod29yay9hdWRpdC92MS9hdWRpdC5wcm90bxIRbWVzaHdvcmsuYXVkaXQudjEi5gEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhQKDHBheWxvYWRfanNvbhgIIAEoCRIPCgdwYXlsb2FkGAkgASgMEhAKCHJlZGFjdGVkGAogASgIEhcKD3N0cmVhbV9zZXF1ZW5jZRgLIAEoBCKgAgoRTGlzdEV2ZW50c1JlcXVlc3QSKAoEdHlwZRgBIAEoCUIaukgXchUYyAEyEF5bQS1aYS16MC05Ll9dKiQSMwoOc3ViamVjdF9wcmVmaXgYAiABKAlCG7pIGHIWGMgBMhFeW0EtWmEtejAtOS5fLV0qJBIcCgd1c2VyX2lkGAMgASgJQgu6SAjYAQFyA7ABARIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKCXBhZ2Vfc2l6ZRgGIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAcgASgJQgi6SAVyAxjIASJcChJMaXN0RXZlbnRzUmVzcG9uc2USLQoGZXZlbnRzGAEgAygLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoPR2V0RXZlbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJAChBHZXRFdmVudFJlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudDK+AQoMQXVkaXRTZXJ2aWNlElkKCkxpc3RFdmVudHMSJC5tZXNod29yay5hdWRpdC52MS5MaXN0RXZlbnRzUmVxdWVzdBolLm1lc2h3b3JrLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXNwb25zZRJTCghHZXRFdmVudBIiLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVxdWVzdBojLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch1tZXNod29yay9hdWRpdC92MS9hdWRpdC5wcm90bxIRbWVzaHdvcmsuYXVkaXQudjEi5gEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnNvdXJjZRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgGIAEoCRIPCgd1c2VyX2lkGAcgASgJEhQKDHBheWxvYWRfanNvbhgIIAEoCRIPCgdwYXlsb2FkGAkgASgMEhAKCHJlZGFjdGVkGAogASgIEhcKD3N0cmVhbV9zZXF1ZW5jZRgLIAEoBCKgAgoRTGlzdEV2ZW50c1JlcXVlc3QSKAoEdHlwZRgBIAEoCUIaukgXchUYyAEyEF5bQS1aYS16MC05Ll9dKiQSMwoOc3ViamVjdF9wcmVmaXgYAiABKAlCG7pIGHIWGMgBMhFeW0EtWmEtejAtOS5fLV0qJBIcCgd1c2VyX2lkGAMgASgJQgu6SAjYAQFyA7ABARIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKCXBhZ2Vfc2l6ZRgGIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAcgASgJQgi6SAVyAxjIASJcChJMaXN0RXZlbnRzUmVzcG9uc2USLQoGZXZlbnRzGAEgAygLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoPR2V0RXZlbnRSZXF1ZXN0EhQKAmlkGAEgASgJQgi6SAVyA7ABASJAChBHZXRFdmVudFJlc3BvbnNlEiwKBWV2ZW50GAEgASgLMh0ubWVzaHdvcmsuYXVkaXQudjEuQXVkaXRFdmVudCLTAQoKRGVhZExldHRlchIQCghzZXF1ZW5jZRgBIAEoBBIQCghldmVudF9pZBgCIAEoCRIMCgR0eXBlGAMgASgJEhAKCGNvbnN1bWVyGAQgASgJEg4KBnN0cmVhbRgFIAEoCRIYChBvcmlnaW5hbF9zdWJqZWN0GAYgASgJEg0KBWVycm9yGAcgASgJEhIKCmRlbGl2ZXJpZXMYCCABKAUSNAoQZGVhZF9sZXR0ZXJlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRQoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIrCghjb25zdW1lchgBIAEoCUIZukgWchQYZDIQXltBLVphLXowLTlfLV0qJCJOChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRIzCgxkZWFkX2xldHRlcnMYASADKAsyHS5tZXNod29yay5hdWRpdC52MS5EZWFkTGV0dGVyIjQKF1JlcGxheURlYWRMZXR0ZXJSZXF1ZXN0EhkKCHNlcXVlbmNlGAEgASgEQge6SAQyAiAAIk4KGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIyCgtkZWFkX2xldHRlchgBIAEoCzIdLm1lc2h3b3JrLmF1ZGl0LnYxLkRlYWRMZXR0ZXIyyAEKDEF1ZGl0U2VydmljZRJeCgpMaXN0RXZlbnRzEiQubWVzaHdvcmsuYXVkaXQudjEuTGlzdEV2ZW50c1JlcXVlc3QaJS5tZXNod29yay5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2UiA5ACARJYCghHZXRFdmVudBIiLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVxdWVzdBojLm1lc2h3b3JrLmF1ZGl0LnYxLkdldEV2ZW50UmVzcG9uc2UiA5ACATLqAQoRRGVhZExldHRlclNlcnZpY2USaAoPTGlzdERlYWRMZXR0ZXJzEikubWVzaHdvcmsuYXVkaXQudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBoqLm1lc2h3b3JrLmF1ZGl0LnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEmsKEFJlcGxheURlYWRMZXR0ZXISKi5tZXNod29yay5hdWRpdC52MS5SZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBorLm1lc2h3b3JrLmF1ZGl0LnYxLlJlcGxheURlYWRMZXR0ZXJSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message meshwork.audit.v1.AuditEvent.
@@ -48,6 +48,41 @@ export const GetEventResponseSchema = /*@__PURE__*/
   messageDesc(file_meshwork_audit_v1_audit, 4);
 
 /**
+ * Describes the message meshwork.audit.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export const DeadLetterSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 5);
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export const ListDeadLettersRequestSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 6);
+
+/**
+ * Describes the message meshwork.audit.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export const ListDeadLettersResponseSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 7);
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterRequest.
+ * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
+ */
+export const ReplayDeadLetterRequestSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 8);
+
+/**
+ * Describes the message meshwork.audit.v1.ReplayDeadLetterResponse.
+ * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
+ */
+export const ReplayDeadLetterResponseSchema = /*@__PURE__*/
+  messageDesc(file_meshwork_audit_v1_audit, 9);
+
+/**
  * AuditService serves every event as it was received. Admins see full payloads,
  * publishers see them with personal data redacted.
  *
@@ -55,4 +90,13 @@ export const GetEventResponseSchema = /*@__PURE__*/
  */
 export const AuditService = /*@__PURE__*/
   serviceDesc(file_meshwork_audit_v1_audit, 0);
+
+/**
+ * DeadLetterService shows the events a consumer gave up on (the DEADLETTER stream) and puts
+ * them back on their subject once the cause is fixed. Admins only.
+ *
+ * @generated from service meshwork.audit.v1.DeadLetterService
+ */
+export const DeadLetterService = /*@__PURE__*/
+  serviceDesc(file_meshwork_audit_v1_audit, 1);
 

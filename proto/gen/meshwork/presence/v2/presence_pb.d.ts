@@ -127,6 +127,52 @@ export declare type ListOnlineUsersResponse = Message<"meshwork.presence.v2.List
 export declare const ListOnlineUsersResponseSchema: GenMessage<ListOnlineUsersResponse>;
 
 /**
+ * @generated from message meshwork.presence.v2.WatchOnlineCountRequest
+ */
+export declare type WatchOnlineCountRequest = Message<"meshwork.presence.v2.WatchOnlineCountRequest"> & {
+};
+
+/**
+ * Describes the message meshwork.presence.v2.WatchOnlineCountRequest.
+ * Use `create(WatchOnlineCountRequestSchema)` to create a new message.
+ */
+export declare const WatchOnlineCountRequestSchema: GenMessage<WatchOnlineCountRequest>;
+
+/**
+ * @generated from message meshwork.presence.v2.WatchOnlineCountResponse
+ */
+export declare type WatchOnlineCountResponse = Message<"meshwork.presence.v2.WatchOnlineCountResponse"> & {
+  /**
+   * @generated from field: int64 online_users = 1;
+   */
+  onlineUsers: bigint;
+
+  /**
+   * @generated from field: int64 online_sessions = 2;
+   */
+  onlineSessions: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
+
+  /**
+   * Seconds until the next message at the latest; a client that hears nothing for longer shows
+   * the count as stale.
+   *
+   * @generated from field: int32 heartbeat_seconds = 4;
+   */
+  heartbeatSeconds: number;
+};
+
+/**
+ * Describes the message meshwork.presence.v2.WatchOnlineCountResponse.
+ * Use `create(WatchOnlineCountResponseSchema)` to create a new message.
+ */
+export declare const WatchOnlineCountResponseSchema: GenMessage<WatchOnlineCountResponse>;
+
+/**
  * PresenceService v2. Changes from v1 that v1 clients could not absorb, hence a new package:
  * the count answers users and sessions together, and the list is paginated.
  * v1 is served beside it until its sunset date (see docs/versioning.md).
@@ -153,6 +199,18 @@ export declare const PresenceService: GenService<{
     methodKind: "unary";
     input: typeof ListOnlineUsersRequestSchema;
     output: typeof ListOnlineUsersResponseSchema;
+  },
+  /**
+   * WatchOnlineCount streams the summary: one message at once, then one whenever the count
+   * changes, and at least one every heartbeat interval so a client can tell a live answer from a
+   * stale one (as_of is when the server last read the projection). Any signed-in caller.
+   *
+   * @generated from rpc meshwork.presence.v2.PresenceService.WatchOnlineCount
+   */
+  watchOnlineCount: {
+    methodKind: "server_streaming";
+    input: typeof WatchOnlineCountRequestSchema;
+    output: typeof WatchOnlineCountResponseSchema;
   },
 }>;
 

@@ -1,0 +1,458 @@
+// make e2e: Meshwork on the real single-node cluster of `make cluster-up`, every step driven
+// through @kubernetes/client-node (helm for install/upgrade/test/rollback/uninstall only).
+// Each step prints PASS or FAIL with its reason; the last line is `e2e: N passed, M failed`.
+//
+// Traffic goes only to loopback and to Services the run itself created (Cluster.serviceAddress):
+// the host reaches cluster IPs through kube-proxy's rules, and the node's guard rule keeps pod
+// traffic inside this machine.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { createClient, ConnectError, Code } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { KubernetesObject, V1Deployment, V2HorizontalPodAutoscaler } from "@kubernetes/client-node";
+import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
+import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import { Cluster } from "./kube.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const STATE = path.join(ROOT, ".data/cluster");
+const NAMESPACE = "meshwork";
+const INFRA = "meshwork-infra";
+const SWITCH = "meshwork-e2e-switch";
+const RELEASE = "meshwork";
+const CHART = path.join(ROOT, "charts/meshwork");
+const DEV_VALUES = path.join(CHART, "values-dev.yaml");
+const PROD_VALUES = path.join(CHART, "values-prod.yaml");
+const SERVICES = ["identity", "presence", "audit", "orders", "payments", "shipping"];
+/** values-dev.yaml's credentials (k8s/postgres and k8s/local/nats.yaml use the same). */
+const ADMIN = { email: "admin@meshwork.local", password: "admin-dev-password" };
+const NATS_AUTH = { user: "meshwork", pass: "nats-dev-password" };
+const UPGRADE_TAG = "e2e-upgrade";
+const run = promisify(execFile);
+
+const cluster = new Cluster(path.join(STATE, "kubeconfig"));
+const results: { name: string; ok: boolean; detail: string; ms: number }[] = [];
+
+async function step(name: string, body: () => Promise<string | void>, diagnoseNamespace = NAMESPACE): Promise<boolean> {
+  const started = performance.now();
+  try {
+    const detail = (await body()) ?? "";
+    const ms = Math.round(performance.now() - started);
+    results.push({ name, ok: true, detail, ms });
+    console.log(`PASS ${name} (${(ms / 1000).toFixed(1)} s)${detail ? `: ${detail}` : ""}`);
+    return true;
+  } catch (error) {
+    const ms = Math.round(performance.now() - started);
+    const message = error instanceof Error ? error.message : String(error);
+    results.push({ name, ok: false, detail: message, ms });
+    console.log(`FAIL ${name} (${(ms / 1000).toFixed(1)} s): ${message}`);
+    console.log((await cluster.diagnose(diagnoseNamespace).catch((e: Error) => `(no diagnosis: ${e.message})`)).replace(/^/gm, "    "));
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await sleep(500);
+  }
+}
+
+// --- the system's own clients, over the Services' cluster IPs -------------------------------------------
+
+async function identityClient() {
+  const ip = await cluster.serviceAddress(NAMESPACE, "identity");
+  return createClient(IdentityService, createGrpcTransport({ baseUrl: `http://${ip}:50051` }));
+}
+
+async function presenceClient(token: string) {
+  const ip = await cluster.serviceAddress(NAMESPACE, "presence");
+  return createClient(
+    PresenceService,
+    createGrpcTransport({
+      baseUrl: `http://${ip}:50052`,
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+    }),
+  );
+}
+
+async function nats(): Promise<NatsConnection> {
+  const ip = await cluster.serviceAddress(INFRA, "nats");
+  return connect({ servers: `${ip}:4222`, ...NATS_AUTH, reconnect: false });
+}
+
+async function psql(database: string, query: string): Promise<number> {
+  const out = await cluster.exec(INFRA, "postgresql-0", "postgresql", ["psql", "-U", "postgres", "-d", database, "-tAc", query]);
+  return Number(out.trim());
+}
+
+/** What the IDENTITY stream holds, and what presence and audit made of it. */
+async function eventCounts() {
+  const connection = await nats();
+  try {
+    const jsm = await jetstreamManager(connection);
+    const info = await jsm.streams.info("IDENTITY", { subjects_filter: "identity.>" });
+    const subjects = info.state.subjects ?? {};
+    const pending = async (consumer: string) => {
+      const c = await jsm.consumers.info("IDENTITY", consumer);
+      return c.num_pending + c.num_ack_pending;
+    };
+    return {
+      streamMessages: info.state.messages,
+      signedIn: subjects["identity.v1.user.signed_in"] ?? 0,
+      signedOut: subjects["identity.v1.user.signed_out"] ?? 0,
+      presenceSessions: await psql("presence", "select count(*) from online_sessions"),
+      auditRows: await psql("audit", "select count(*) from audit_events where stream = 'IDENTITY'"),
+      pending: (await pending("presence-projection")) + (await pending("audit-identity")),
+    };
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Waits until both consumers have caught up, then asserts every event reached both projections exactly once. */
+async function assertNoEventLost(): Promise<string> {
+  const counts = await eventually("presence and audit to catch up with the IDENTITY stream", 90_000, async () => {
+    const c = await eventCounts();
+    return c.pending === 0 && c.presenceSessions === c.signedIn - c.signedOut && c.auditRows === c.streamMessages ? c : undefined;
+  }).catch(async (error: Error) => {
+    const c = await eventCounts();
+    throw new Error(`${error.message}; last counts ${JSON.stringify(c)}`);
+  });
+  assert.equal(counts.auditRows, counts.streamMessages, "audit rows = IDENTITY messages");
+  assert.equal(counts.presenceSessions, counts.signedIn - counts.signedOut, "presence sessions = sign-ins - sign-outs");
+  return `IDENTITY ${counts.streamMessages} messages = audit ${counts.auditRows} rows; ${counts.signedIn} sign-ins = presence ${counts.presenceSessions} sessions`;
+}
+
+/** Sign-ins from `workers` concurrent clients until stopped; every failure is kept, none retried. */
+function signInLoad(users: { email: string; password: string }[], workers = 2) {
+  let stopped = false;
+  let succeeded = 0;
+  const failures: string[] = [];
+  const done = Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      const identity = await identityClient();
+      for (let i = worker; !stopped; i += workers) {
+        const user = users[i % users.length]!;
+        try {
+          const { accessToken } = await identity.signIn(user);
+          if (!accessToken) throw new Error("no access token");
+          succeeded++;
+        } catch (error) {
+          failures.push((error as Error).message);
+        }
+      }
+    }),
+  );
+  return {
+    get succeeded() {
+      return succeeded;
+    },
+    failures,
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+async function createUsers(prefix: string, count: number) {
+  const identity = await identityClient();
+  const users = Array.from({ length: count }, (_, index) => ({ email: `${prefix}-${index}-${Date.now()}@meshwork.test`, password: `e2e-passphrase-${prefix}-${index}-x7` }));
+  for (const user of users) await identity.signUp({ ...user, displayName: user.email.split("@")[0]! });
+  return users;
+}
+
+const deploymentImages = (deployments: V1Deployment[]) => deployments.map((d) => d.spec!.template.spec!.containers[0]!.image!);
+
+// --- infrastructure ------------------------------------------------------------------------------------
+
+/** A hostPath PersistentVolume pre-bound to one StatefulSet claim, on a fresh directory. */
+function hostVolume(name: string, claim: string, owner: number, size: string): string {
+  const dir = path.join(STATE, "volumes", name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  fs.chownSync(dir, owner, owner);
+  return `apiVersion: v1
+kind: PersistentVolume
+metadata: { name: ${name}, labels: { app.kubernetes.io/part-of: meshwork } }
+spec:
+  capacity: { storage: ${size} }
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local
+  hostPath: { path: ${dir}, type: Directory }
+  claimRef: { namespace: ${INFRA}, name: ${claim} }
+`;
+}
+
+async function deleteAndWait(kind: string, apiVersion: string, namespace: string | undefined, name: string) {
+  const header = { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } } as KubernetesObject;
+  await cluster.objects.delete(header, undefined, undefined, 0, undefined, "Foreground").catch(() => undefined);
+  await eventually(`${kind} ${name} to be gone`, 60_000, async () =>
+    (await cluster.objects.read(header as never).then(() => false, () => true)) ? true : undefined,
+  );
+}
+
+async function freshInfrastructure(): Promise<string> {
+  // Fresh stores every run, so event counts start from zero.
+  for (const [kind, apiVersion, ns, name] of [
+    ["StatefulSet", "apps/v1", INFRA, "postgresql"],
+    ["StatefulSet", "apps/v1", INFRA, "nats"],
+    ["PersistentVolumeClaim", "v1", INFRA, "data-postgresql-0"],
+    ["PersistentVolumeClaim", "v1", INFRA, "data-nats-0"],
+    ["PersistentVolume", "v1", undefined, "meshwork-e2e-postgresql"],
+    ["PersistentVolume", "v1", undefined, "meshwork-e2e-nats"],
+  ] as const) {
+    await deleteAndWait(kind, apiVersion, ns, name);
+  }
+  await cluster.apply(fs.readFileSync(path.join(ROOT, "k8s/namespaces.yaml"), "utf8"));
+  cluster.ownNamespaces.add(NAMESPACE).add(INFRA);
+  await cluster.apply(hostVolume("meshwork-e2e-postgresql", "data-postgresql-0", 999, "2Gi"));
+  await cluster.apply(hostVolume("meshwork-e2e-nats", "data-nats-0", 1000, "1Gi"));
+  // k8s/postgres names the official image, which cannot be pulled here: the same manifest runs
+  // the local image (scripts/cluster-images.sh) instead.
+  const postgres = fs.readFileSync(path.join(ROOT, "k8s/postgres/postgres.yaml"), "utf8").replace(/image: docker\.io\/library\/postgres:\S+/, "image: localhost/meshwork/postgres:15");
+  await cluster.apply(postgres);
+  await cluster.apply(fs.readFileSync(path.join(ROOT, "k8s/local/nats.yaml"), "utf8"));
+  await cluster.podsReady(INFRA, "app.kubernetes.io/name=postgresql", 180_000);
+  await cluster.podsReady(INFRA, "app.kubernetes.io/name=nats", 120_000);
+  const databases = await cluster.exec(INFRA, "postgresql-0", "postgresql", ["psql", "-U", "postgres", "-tAc", "select string_agg(datname, ',' order by datname) from pg_database where not datistemplate"]);
+  for (const service of SERVICES) assert.ok(databases.split(",").map((d) => d.trim()).includes(service), `database ${service} missing: ${databases}`);
+  return `PostgreSQL with databases ${databases.trim()}; NATS JetStream Ready`;
+}
+
+async function uninstallLeftovers() {
+  const releases = await cluster.helm("list", "-n", NAMESPACE, "-q");
+  if (releases.split("\n").includes(RELEASE)) await cluster.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "120s");
+  for (const name of ["meshwork-identity-signing-keys", "meshwork-identity-admin"]) {
+    await cluster.core.deleteNamespacedSecret({ namespace: NAMESPACE, name }).catch(() => undefined);
+  }
+  const switchReleases = await cluster.helm("list", "-n", SWITCH, "-q").catch(() => "");
+  if (switchReleases.split("\n").includes(RELEASE)) await cluster.helm("uninstall", RELEASE, "-n", SWITCH, "--wait");
+}
+
+// --- the run ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const installArgs = ["-n", NAMESPACE, "-f", DEV_VALUES, "--set", "mesh.enabled=false", "--timeout", "5m"];
+  let users: { email: string; password: string }[] = [];
+  let installedRevision = 0;
+
+  const ready = await step("cluster reachable, node Ready, images imported", async () => {
+    const nodes = (await cluster.core.listNode()).items;
+    const node = nodes.find((n) => (n.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"));
+    assert.ok(node, `no Ready node among ${nodes.map((n) => n.metadata?.name).join(", ")}`);
+    await run(path.join(ROOT, "scripts/cluster-images.sh"), ["services"]);
+    // The upgrade's "new image tag": the same images under a second tag.
+    for (const service of SERVICES) {
+      await run(path.join(ROOT, "scripts/cluster-images.sh"), ["import", `localhost/meshwork/${service}:dev`, `docker.io/meshwork/${service}:${UPGRADE_TAG}`]);
+    }
+    await uninstallLeftovers();
+    return `node ${node.metadata!.name} (${node.status!.nodeInfo!.kubeletVersion}, ${node.status!.nodeInfo!.containerRuntimeVersion})`;
+  });
+  if (!ready) return;
+
+  if (!(await step("k8s/ prerequisites: namespaces, PostgreSQL, NATS JetStream", freshInfrastructure, INFRA))) return;
+
+  await step("Pod Security: namespaces labelled, a privileged pod refused", async () => {
+    const ns = await cluster.core.readNamespace({ name: NAMESPACE });
+    assert.equal(ns.metadata?.labels?.["pod-security.kubernetes.io/enforce"], "baseline");
+    const infra = await cluster.core.readNamespace({ name: INFRA });
+    assert.equal(infra.metadata?.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+    const privileged = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "e2e-privileged", namespace: NAMESPACE },
+      spec: { containers: [{ name: "c", image: "localhost/meshwork/pause:3.10", securityContext: { privileged: true } }] },
+    };
+    await assert.rejects(cluster.objects.create(privileged, undefined, "All"), /violates PodSecurity "baseline/);
+    return "meshwork enforces baseline (warns restricted), meshwork-infra enforces restricted";
+  });
+
+  // Pods start in any order: with only the consumers installed on a fresh NATS (no stream exists
+  // yet), presence and audit must still become Ready, then consume once identity creates IDENTITY.
+  await step("start order: presence and audit alone, before any producer, become Ready", async () => {
+    const producersOff = ["identity", "orders", "payments", "shipping"].flatMap((service) => ["--set", `services.${service}.enabled=false`]);
+    await cluster.helm("install", RELEASE, CHART, ...installArgs, ...producersOff);
+    const deployments = await cluster.rolledOut(NAMESPACE, 180_000, 2);
+    const connection = await nats();
+    try {
+      const streams = await (await jetstreamManager(connection)).streams.names().next();
+      assert.ok(!streams.includes("IDENTITY"), "IDENTITY exists although identity is not installed");
+    } finally {
+      await connection.close();
+    }
+    return `${deployments.map((d) => d.metadata!.name).join(", ")} Available with no IDENTITY stream`;
+  });
+
+  const installed = await step("helm upgrade to all six services (dev values, mesh off): every Deployment Available", async () => {
+    await cluster.helm("upgrade", "--install", RELEASE, CHART, ...installArgs);
+    const deployments = await cluster.rolledOut(NAMESPACE, 300_000, SERVICES.length);
+    installedRevision = Number(JSON.parse(await cluster.helm("status", RELEASE, "-n", NAMESPACE, "-o", "json")).version);
+    return `${deployments.length} Deployments Available (revision ${installedRevision}): ${deploymentImages(deployments).join(", ")}`;
+  });
+  if (!installed) return;
+
+  await step("helm test", async () => {
+    const out = await cluster.helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m");
+    assert.match(out, /Phase:\s+Succeeded/);
+    assert.match(out, /helm test: passed/);
+    return out.split("\n").filter((line) => /online count rose|refused/.test(line)).join("; ");
+  });
+
+  await step("sign-in flow from the test process (identity and presence over their Service IPs)", async () => {
+    users = await createUsers("e2e", 4);
+    const identity = await identityClient();
+    const { accessToken } = await identity.signIn(users[0]!);
+    const admin = (await identity.signIn(ADMIN)).accessToken;
+    const presence = await presenceClient(admin);
+    const online = await eventually(`${users[0]!.email} online in presence`, 30_000, async () => {
+      const list = await presence.listOnlineUsers({});
+      return list.users.some((user) => user.email === users[0]!.email) ? list.users.length : undefined;
+    });
+    const member = await presenceClient(accessToken);
+    await assert.rejects(member.listOnlineUsers({}), (error: ConnectError) => error.code === Code.PermissionDenied);
+    return `${users[0]!.email} signed in and listed among ${online} online users; a member is refused ListOnlineUsers`;
+  });
+
+  await step("metrics-server: pod metrics for every service", async () => {
+    const found = await eventually("metrics for every service's pod", 120_000, async () => {
+      const metrics = await cluster.metrics.getPodMetrics(NAMESPACE);
+      const names = metrics.items.map((item) => item.metadata.name);
+      return SERVICES.every((service) => names.some((name) => name.startsWith(`meshwork-${service}-`))) ? metrics.items.length : undefined;
+    });
+    return `${found} pods with CPU and memory from metrics.k8s.io`;
+  });
+
+  await step("rolling upgrade to a new image tag under continuous sign-ins: no failed request, no lost event", async () => {
+    const load = signInLoad(users);
+    await sleep(3_000);
+    await cluster.helm(
+      "upgrade", RELEASE, CHART, ...installArgs,
+      "--set", `image.tag=${UPGRADE_TAG}`,
+      // The HPAs come with the upgrade and must read CPU from metrics-server.
+      "--set", "autoscaling.enabled=true",
+      ...SERVICES.flatMap((service) => ["--set", `services.${service}.autoscaling.minReplicas=1`]),
+    );
+    const deployments = await cluster.rolledOut(NAMESPACE, 300_000, SERVICES.length);
+    await sleep(3_000);
+    await load.stop();
+    assert.ok(deploymentImages(deployments).every((image) => image.endsWith(`:${UPGRADE_TAG}`)), `images: ${deploymentImages(deployments).join(", ")}`);
+    assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.succeeded + load.failures.length} sign-ins failed`);
+    assert.ok(load.succeeded > 0, "no sign-in ran during the upgrade");
+    const hpas = await cluster.watchUntil<V2HorizontalPodAutoscaler>(
+      `/apis/autoscaling/v2/namespaces/${NAMESPACE}/horizontalpodautoscalers`,
+      (list) => list.length === SERVICES.length && list.every((hpa) => (hpa.status?.currentMetrics ?? []).some((metric) => metric.resource?.name === "cpu" && metric.resource.current.averageUtilization !== undefined)),
+      "every HPA to read CPU utilization",
+      120_000,
+    );
+    const counts = await assertNoEventLost();
+    return `${load.succeeded} sign-ins, 0 failed; ${hpas.length} HPAs read CPU; ${counts}`;
+  });
+
+  await step("presence pod deleted mid-stream: a new one catches up", async () => {
+    const load = signInLoad(users);
+    await sleep(2_000);
+    const [pod] = (await cluster.core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/name=presence" })).items;
+    assert.ok(pod, "no presence pod");
+    await cluster.core.deleteNamespacedPod({ namespace: NAMESPACE, name: pod.metadata!.name! });
+    await cluster.watchUntil(
+      `/api/v1/namespaces/${NAMESPACE}/pods`,
+      (pods: { metadata?: { name?: string; deletionTimestamp?: Date }; status?: { conditions?: { type: string; status: string }[] } }[]) =>
+        pods.some((p) => p.metadata?.name !== pod.metadata!.name && !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True")) &&
+        !pods.some((p) => p.metadata?.name === pod.metadata!.name),
+      "a new presence pod Ready and the old one gone",
+      120_000,
+      { labelSelector: "app.kubernetes.io/name=presence" },
+    );
+    await sleep(2_000);
+    await load.stop();
+    assert.deepEqual(load.failures, [], "sign-ins failed while presence was replaced");
+    return `${load.succeeded} sign-ins meanwhile; ${await assertNoEventLost()}`;
+  });
+
+  await step("helm rollback to the installed revision", async () => {
+    await cluster.helm("rollback", RELEASE, String(installedRevision), "-n", NAMESPACE, "--wait", "--timeout", "5m");
+    const deployments = await cluster.rolledOut(NAMESPACE, 300_000, SERVICES.length);
+    assert.ok(deploymentImages(deployments).every((image) => image.endsWith(":dev")), `images after rollback: ${deploymentImages(deployments).join(", ")}`);
+    const hpas = await cluster.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace: NAMESPACE });
+    assert.equal(hpas.items.length, 0, "the rollback left HPAs behind");
+    const identity = await identityClient();
+    assert.ok((await identity.signIn(users[1]!)).accessToken, "sign-in after rollback");
+    return `back on :dev, HPAs gone, sign-in works; ${await assertNoEventLost()}`;
+  });
+
+  await step("a release switches from prod values to dev values and back", async () => {
+    // Pods are not the point here (prod pulls from ghcr.io): a quota of zero pods keeps them from
+    // starting while the API server accepts or refuses every object of both value sets.
+    await cluster.apply(`apiVersion: v1
+kind: Namespace
+metadata: { name: ${SWITCH}, labels: { app.kubernetes.io/part-of: meshwork } }
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: { name: no-pods, namespace: ${SWITCH} }
+spec: { hard: { pods: "0" } }
+`);
+    cluster.ownNamespaces.add(SWITCH);
+    const secret = (name: string, data: Record<string, string>) =>
+      cluster.apply(`apiVersion: v1\nkind: Secret\nmetadata: { name: ${name}, namespace: ${SWITCH} }\nstringData:\n${Object.entries(data).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join("\n")}\n`);
+    // The Secrets docs/deploy.md tells operators to create for prod.
+    for (const service of SERVICES) await secret(`meshwork-${service}-database-credentials`, { DATABASE_URL: `postgres://${service}:x@postgresql.${INFRA}.svc.cluster.local:5432/${service}` });
+    await secret("meshwork-identity-admin-credentials", { MESHWORK_ADMIN_PASSWORD: "switch-test-password" });
+    await secret("meshwork-nats-credentials", { NATS_USER: "meshwork", NATS_PASSWORD: "x" });
+    await secret("meshwork-gateway-tls", { "tls.crt": "", "tls.key": "" });
+    const meshOff = ["--set", "mesh.enabled=false", "--set", "networkPolicies.enabled=false"];
+    await cluster.helm("install", RELEASE, CHART, "-n", SWITCH, "-f", PROD_VALUES, ...meshOff);
+    await cluster.helm("upgrade", RELEASE, CHART, "-n", SWITCH, "-f", DEV_VALUES, ...meshOff);
+    await cluster.helm("upgrade", RELEASE, CHART, "-n", SWITCH, "-f", PROD_VALUES, ...meshOff);
+    await cluster.helm("uninstall", RELEASE, "-n", SWITCH, "--wait");
+    await cluster.core.deleteNamespace({ name: SWITCH });
+    return "prod -> dev -> prod upgrades accepted (operator Secrets and chart Secrets have distinct names)";
+  }, SWITCH);
+
+  await step("helm uninstall leaves only what is kept on purpose", async () => {
+    await cluster.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "3m");
+    await cluster.watchUntil(`/api/v1/namespaces/${NAMESPACE}/pods`, (pods) => pods.length === 0, "every pod gone", 120_000);
+    const left: string[] = [];
+    const names = (items: { metadata?: { name?: string } }[], kind: string, ignore: string[] = []) =>
+      left.push(...items.map((item) => `${kind}/${item.metadata!.name}`).filter((name) => !ignore.includes(name)));
+    names((await cluster.core.listNamespacedSecret({ namespace: NAMESPACE })).items, "Secret");
+    names((await cluster.core.listNamespacedConfigMap({ namespace: NAMESPACE })).items, "ConfigMap", ["ConfigMap/kube-root-ca.crt"]);
+    names((await cluster.core.listNamespacedServiceAccount({ namespace: NAMESPACE })).items, "ServiceAccount", ["ServiceAccount/default"]);
+    names((await cluster.core.listNamespacedService({ namespace: NAMESPACE })).items, "Service");
+    names((await cluster.apps.listNamespacedDeployment({ namespace: NAMESPACE })).items, "Deployment");
+    names((await cluster.apps.listNamespacedReplicaSet({ namespace: NAMESPACE })).items, "ReplicaSet");
+    names((await cluster.autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace: NAMESPACE })).items, "HorizontalPodAutoscaler");
+    names((await cluster.core.listNamespacedPersistentVolumeClaim({ namespace: NAMESPACE })).items, "PersistentVolumeClaim");
+    assert.deepEqual(left.sort(), ["Secret/meshwork-identity-admin", "Secret/meshwork-identity-signing-keys"], "objects left after uninstall");
+    return `left: ${left.join(", ")} (helm.sh/resource-policy: keep)`;
+  });
+}
+
+const started = performance.now();
+await main().catch((error: Error) => {
+  results.push({ name: "e2e runner", ok: false, detail: error.stack ?? error.message, ms: 0 });
+  console.log(`FAIL e2e runner: ${error.stack ?? error.message}`);
+});
+const passed = results.filter((r) => r.ok).length;
+const failed = results.length - passed;
+console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
