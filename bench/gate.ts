@@ -128,16 +128,24 @@ async function serve(options: { interceptors: Interceptor[]; requestGate?: (cont
   };
 }
 
-/** One raw gRPC call without a token; resolves with the grpc-status it answered. */
+/**
+ * One raw gRPC call without a token; resolves with the grpc-status it answered. It resolves on the
+ * status, as gRPC clients do, and cancels the stream: a server that refused the call without
+ * reading the body never opens the flow-control window for the rest of it.
+ */
 function rawCall(session: http2.ClientHttp2Session, body: Uint8Array): Promise<string> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ":method": "POST", ":path": "/meshwork.presence.v1.PresenceService/GetOnlineCount", "content-type": "application/grpc", te: "trailers" });
-    let status = "";
-    stream.on("response", (headers) => (status = String(headers["grpc-status"] ?? "")));
-    stream.on("trailers", (trailers) => (status = String(trailers["grpc-status"] ?? status)));
+    const settle = (status: unknown) => {
+      if (status === undefined) return;
+      resolve(`grpc-status ${String(status)}`);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    stream.on("response", (headers) => settle(headers["grpc-status"]));
+    stream.on("trailers", (trailers) => settle(trailers["grpc-status"]));
     stream.on("data", () => undefined);
-    stream.on("error", reject);
-    stream.on("close", () => (status ? resolve(`grpc-status ${status}`) : reject(new Error("no grpc-status"))));
+    stream.on("error", () => undefined);
+    stream.on("close", () => reject(new Error("closed without a grpc-status")));
     stream.end(body);
   });
 }

@@ -4,7 +4,9 @@ import { create, toBinary, ScalarType, type DescMethod, type DescService } from 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
-import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
+import * as reflectionV1 from "@meshwork/proto/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "@meshwork/proto/grpc/reflection/v1alpha/reflection_pb.js";
+import { AuditService, DeadLetterService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
@@ -26,13 +28,19 @@ import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
 const SERVED: Record<ServiceName, DescService[]> = {
   identity: [IdentityService],
   presence: [PresenceService, presenceV2.PresenceService, PresenceAdminService],
-  audit: [AuditService],
+  audit: [AuditService, DeadLetterService],
   orders: [OrdersService],
   payments: [PaymentsService],
   shipping: [ShippingService],
 };
-/** Health.Watch is a server stream that stays open while the service is healthy; Check covers Health's decoding. */
-const HEALTH_CHECK = Health.methods.find((method) => method.name === "Check")!;
+/**
+ * What the platform serves on every port, the same code everywhere: Health (Check, and Watch, a
+ * stream that stays open) on each service, server reflection (bidi streams) on identity's.
+ */
+const PLATFORM_METHODS: DescMethod[] = Health.methods;
+const REFLECTION_METHODS: DescMethod[] = [...reflectionV1.ServerReflection.methods, ...reflectionV1alpha.ServerReflection.methods];
+/** How long a stream that is still open after valid input is listened to. */
+const OPEN_STREAM_MS = 2_000;
 
 const SOME_ID = "01890a5d-ac96-774b-bcce-b302099a8057";
 const ADDRESS = { recipient: "Ada", line1: "1 Main St", city: "Berlin", postalCode: "10115", countryCode: "DE" };
@@ -70,6 +78,11 @@ const CONTENT_TYPE: Record<Wire, string> = {
   "connect-proto": "application/proto",
   "connect-json": "application/json",
 };
+
+const isStreaming = (method: DescMethod) => method.methodKind !== "unary";
+/** Connect streams are enveloped like gRPC and have content types of their own. */
+const contentType = (wire: Wire, method: DescMethod) =>
+  isStreaming(method) && wire.startsWith("connect") ? (wire === "connect-json" ? "application/connect+json" : "application/connect+proto") : CONTENT_TYPE[wire];
 
 /** Another protocol's content type, chosen so the answer stays readable (fetch cannot see HTTP/1.1 trailers). */
 const OTHER_CONTENT_TYPE: Record<Wire, string> = {
@@ -123,7 +136,7 @@ describe("hostile input (fuzz)", function () {
 
   const send = async (name: ServiceName, method: DescMethod, wire: Wire, attack: Attack): Promise<Answer> => {
     const headers: Record<string, string> = {
-      "content-type": CONTENT_TYPE[wire],
+      "content-type": contentType(wire, method),
       ...(wire.startsWith("connect") ? { "connect-protocol-version": "1" } : {}),
       ...(wire === "grpc" ? { te: "trailers" } : {}),
       ...(attack.token === false ? {} : { authorization: `Bearer ${token}` }),
@@ -131,13 +144,17 @@ describe("hostile input (fuzz)", function () {
     };
     for (const [key, value] of Object.entries(headers)) if (value === "") delete headers[key];
     const path = `/${method.parent.typeName}/${method.name}`;
-    return wire === "grpc" ? sendHttp2(session(name), path, headers, attack.body) : sendHttp1(system.baseUrl(name) + path, headers, attack.body, wire);
+    const waitMs = isStreaming(method) ? OPEN_STREAM_MS : 15_000;
+    // Bidi streams need HTTP/2 on every protocol (Connect answers them 505 over HTTP/1.1, as it should).
+    if (wire === "grpc" || method.methodKind === "bidi_streaming") return bodyOf(await sendHttp2(session(name), path, headers, attack.body, waitMs));
+    return sendHttp1(system.baseUrl(name) + path, headers, attack.body, waitMs);
   };
 
   const targets = (): { name: ServiceName; method: DescMethod }[] =>
     (Object.entries(SERVED) as [ServiceName, DescService[]][]).flatMap(([name, services]) => [
       ...services.flatMap((service) => service.methods.map((method) => ({ name, method }))),
-      { name, method: HEALTH_CHECK },
+      ...PLATFORM_METHODS.map((method) => ({ name, method })),
+      ...(name === "identity" ? REFLECTION_METHODS.map((method) => ({ name, method })) : []),
     ]);
 
   it("answers every hostile request as the caller's error, revealing nothing, over every protocol", async () => {
@@ -171,7 +188,7 @@ describe("hostile input (fuzz)", function () {
         const message = create(method.input, { [field.localName]: "7".repeat(MEGABYTE) } as never);
         for (const wire of WIRES) {
           const payload = wire === "connect-json" ? new TextEncoder().encode(JSON.stringify({ [field.jsonName]: "7".repeat(MEGABYTE) })) : toBinary(method.input, message);
-          const answer = await send(name, method, wire, { name: "1 MB id", body: frame(wire, payload) });
+          const answer = await send(name, method, wire, { name: "1 MB id", body: frame(wire, payload, method) });
           assert.equal(answer.code, Code.InvalidArgument, `${method.name}.${field.name} over ${wire}: ${answer.httpStatus} ${answer.text.slice(0, 200)}`);
           assert.doesNotMatch(answer.text, /7{32}/, `the answer does not echo the id: ${method.name} over ${wire}`);
           checked++;
@@ -184,7 +201,9 @@ describe("hostile input (fuzz)", function () {
 
   it("caps every string and repeated field of every request: 1 MB or 10,000 items is refused, naming the field", async () => {
     // grpc.health.v1 is vendored as published, without rules; its one field is checked in the handler.
-    const oversized = oversizedRequests((Object.entries(SERVED) as [ServiceName, DescService[]][]).flatMap(([name, services]) => services.flatMap((service) => service.methods.map((method) => ({ name, method })))));
+    const oversized = oversizedRequests(
+      (Object.entries(SERVED) as [ServiceName, DescService[]][]).flatMap(([name, services]) => services.flatMap((service) => service.methods.filter((method) => !isStreaming(method)).map((method) => ({ name, method })))),
+    );
     const uncapped: string[] = [];
     for (const { name, method, path, message } of oversized) {
       const client = system.client(method.parent, name, "connect", token) as unknown as Record<string, (input: unknown) => Promise<unknown>>;
@@ -195,8 +214,8 @@ describe("hostile input (fuzz)", function () {
       if (error?.code !== Code.InvalidArgument || !named) uncapped.push(`${method.name}.${path.join(".")}: ${error ? `${Code[error.code]} ${error.rawMessage.slice(0, 120)}` : "accepted"}`);
     }
     assert.deepEqual(uncapped, [], "fields without a cap");
-    // identity 7, orders 8 (shipping_address's five), payments 7, shipping 8 (address's five), audit 5, presence 1.
-    assert.equal(oversized.length, 36, "fields checked");
+    // identity 7, orders 8 (shipping_address's five), payments 7, shipping 8 (address's five), audit 6, presence 1.
+    assert.equal(oversized.length, 37, "fields checked");
   });
 
   it("leaves every process up and serving normal calls", async () => {
@@ -258,13 +277,13 @@ function attacks(method: DescMethod, wire: Wire, random: () => number): Attack[]
   const list: Attack[] = [];
   for (let index = 0; index < RANDOM_BODIES; index++) {
     const bytes = randomBytes(random, Math.floor(random() * 512));
-    list.push({ name: `random body ${index}`, body: frame(wire, bytes), token: index % 2 === 0 });
+    list.push({ name: `random body ${index}`, body: frame(wire, bytes, method), token: index % 2 === 0 });
   }
   if (wire === "connect-json") {
     const key = stringField?.jsonName ?? anyField?.jsonName ?? "x";
-    const text = (value: string) => new TextEncoder().encode(value);
+    const text = (value: string) => frame(wire, new TextEncoder().encode(value), method);
     list.push(
-      { name: "invalid UTF-8 in a string", body: concat(text(`{"${key}":"a`), Uint8Array.from([0xff, 0xfe, 0xc3, 0x28]), text('b"}')) },
+      { name: "invalid UTF-8 in a string", body: frame(wire, concat(Buffer.from(`{"${key}":"a`), Uint8Array.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('b"}')), method) },
       { name: "deep nesting", body: text(`{"${key}":${"[".repeat(100_000)}${"]".repeat(100_000)}}`) },
       { name: "wrong JSON type", body: text(`{"${key}":{"nested":true}}`) },
       { name: "unknown fields", body: text(`{"zzUnknown":1,"${"q".repeat(1000)}":[1,2,3]}`) },
@@ -276,7 +295,7 @@ function attacks(method: DescMethod, wire: Wire, random: () => number): Attack[]
     );
   } else {
     const number = stringField?.number ?? anyField?.number ?? 1;
-    const framed = (payload: Uint8Array, name: string): Attack => ({ name, body: frame(wire, payload) });
+    const framed = (payload: Uint8Array, name: string): Attack => ({ name, body: frame(wire, payload, method) });
     list.push(
       framed(concat(tag(number, 2), varint(4), Uint8Array.from([0xff, 0xfe, 0xc3, 0x28])), "invalid UTF-8 in a string"),
       framed(concat(tag(number, 5), Uint8Array.from([1, 2, 3, 4])), "wrong wire type"),
@@ -289,19 +308,19 @@ function attacks(method: DescMethod, wire: Wire, random: () => number): Attack[]
       framed(stringField ? concat(tag(stringField.number, 2), varint(MEGABYTE), new Uint8Array(MEGABYTE).fill(0x61)) : randomBytes(random, 64), "1 MB string"),
       framed(randomBytes(random, 3000).map((byte, index) => (index % 7 === 0 ? byte | 0x80 : byte)), "random varints"),
     );
-    if (wire === "grpc" || wire === "grpc-web") {
+    if (wire === "grpc" || wire === "grpc-web" || isStreaming(method)) {
       const valid = toBinary(input, create(input));
       list.push(
         { name: "truncated envelope", body: concat(envelopeHeader(0, 100), randomBytes(random, 10)) },
         { name: "oversized envelope length", body: concat(envelopeHeader(0, 0x7fffffff), randomBytes(random, 10)) },
         { name: "compressed flag without an encoding", body: concat(envelopeHeader(1, valid.length), valid) },
-        { name: "two messages for a unary method", body: concat(frame(wire, valid), frame(wire, valid)) },
+        { name: "two messages", body: concat(frame(wire, valid, method), frame(wire, valid, method)) },
         { name: "no message at all", body: new Uint8Array() },
         { name: "half an envelope header", body: Uint8Array.from([0, 0, 0]) },
       );
     }
   }
-  const anyBody = frame(wire, randomBytes(random, 32));
+  const anyBody = frame(wire, randomBytes(random, 32), method);
   list.push(
     { name: "wrong content type", body: anyBody, headers: { "content-type": "text/plain" } },
     { name: "missing content type", body: anyBody, headers: { "content-type": "" } },
@@ -313,8 +332,8 @@ function attacks(method: DescMethod, wire: Wire, random: () => number): Attack[]
   return list;
 }
 
-function frame(wire: Wire, payload: Uint8Array): Uint8Array {
-  return wire === "grpc" || wire === "grpc-web" ? concat(envelopeHeader(0, payload.length), payload) : payload;
+function frame(wire: Wire, payload: Uint8Array, method: DescMethod): Uint8Array {
+  return wire === "grpc" || wire === "grpc-web" || isStreaming(method) ? concat(envelopeHeader(0, payload.length), payload) : payload;
 }
 
 function envelopeHeader(flags: number, length: number): Uint8Array {
@@ -359,7 +378,7 @@ function randomBytes(random: () => number, length: number): Uint8Array {
   return Uint8Array.from({ length }, () => Math.floor(random() * 256));
 }
 
-async function sendHttp2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string>, body: Uint8Array): Promise<Answer> {
+async function sendHttp2(session: http2.ClientHttp2Session, path: string, headers: Record<string, string>, body: Uint8Array, waitMs: number): Promise<Answer & { body?: Buffer; contentType?: string }> {
   return new Promise((resolve) => {
     let stream: http2.ClientHttp2Stream;
     try {
@@ -369,12 +388,19 @@ async function sendHttp2(session: http2.ClientHttp2Session, path: string, header
       return;
     }
     let status = 0;
+    let contentType = "";
     let grpcStatus: string | undefined;
     let grpcMessage = "";
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 15_000);
+    let open = false;
+    // A stream still open after its input is serving: listen a while, then hang up.
+    const timer = setTimeout(() => {
+      open = true;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, waitMs);
     stream.on("response", (responseHeaders) => {
       status = Number(responseHeaders[":status"]);
+      contentType = String(responseHeaders["content-type"] ?? "");
       grpcStatus ??= responseHeaders["grpc-status"] as string | undefined;
       grpcMessage ||= String(responseHeaders["grpc-message"] ?? "");
     });
@@ -389,13 +415,14 @@ async function sendHttp2(session: http2.ClientHttp2Session, path: string, header
       const text = `${decodeURIComponent(grpcMessage)} ${Buffer.concat(chunks).toString("latin1")}`;
       // A stream the server reset (a header block over its limit) is an HTTP-level refusal.
       const body = Buffer.concat(chunks).toString("utf8");
-      resolve({ httpStatus: status, code: grpcStatus === undefined ? (status === 200 ? undefined : connectCode(body)) : Number(grpcStatus), text });
+      const code = grpcStatus === undefined ? (status === 200 ? (open ? 0 : undefined) : connectCode(body)) : Number(grpcStatus);
+      resolve({ httpStatus: status, code, text, body: Buffer.concat(chunks), contentType });
     });
     stream.end(body);
   });
 }
 
-async function sendHttp1(url: string, headers: Record<string, string>, body: Uint8Array, wire: Wire): Promise<Answer> {
+async function sendHttp1(url: string, headers: Record<string, string>, body: Uint8Array, waitMs: number): Promise<Answer> {
   let response: Response;
   try {
     response = await fetch(url, { method: "POST", headers, body: Buffer.from(body), signal: AbortSignal.timeout(15_000) });
@@ -403,8 +430,12 @@ async function sendHttp1(url: string, headers: Record<string, string>, body: Uin
     // The server closed the connection (for instance on a header block over its limit).
     return { httpStatus: 0, code: undefined, text: `connection refused the request: ${(error as Error).name}` };
   }
-  const bytes = Buffer.from(await response.arrayBuffer());
-  if (wire === "grpc-web") {
+  const { bytes, open } = await readWithin(response, waitMs);
+  if (open) return { httpStatus: response.status, code: 0, text: bytes.toString("latin1") };
+  // Read the answer by what the server says it is: a foreign content type may reach another protocol.
+  const answeredAs = response.headers.get("content-type") ?? "";
+  if (answeredAs.startsWith("application/connect+") && response.status === 200) return connectEndStream(bytes);
+  if (answeredAs.startsWith("application/grpc-web")) {
     const trailer = grpcWebTrailer(bytes) ?? response.headers;
     const status = trailer.get("grpc-status");
     return { httpStatus: response.status, code: status === null ? undefined : Number(status), text: `${decodeURIComponent(trailer.get("grpc-message") ?? "")} ${bytes.toString("latin1")}` };
@@ -413,6 +444,51 @@ async function sendHttp1(url: string, headers: Record<string, string>, body: Uin
   if (response.status === 200) return { httpStatus: 200, code: 0, text: "" };
   const code = connectCode(text);
   return { httpStatus: response.status, code, text };
+}
+
+/** gRPC-Web and Connect streams over HTTP/2 carry their status in the body. */
+function bodyOf(answer: Answer & { body?: Buffer; contentType?: string }): Answer {
+  if (answer.code !== undefined || !answer.body || answer.httpStatus !== 200) return answer;
+  if (answer.contentType?.startsWith("application/grpc-web")) {
+    const trailer = grpcWebTrailer(answer.body);
+    const status = trailer?.get("grpc-status");
+    return { ...answer, code: status === undefined || status === null ? undefined : Number(status) };
+  }
+  if (answer.contentType?.startsWith("application/connect+")) return { ...connectEndStream(answer.body), text: answer.text };
+  return answer;
+}
+
+/** The body, or as much as arrived within `waitMs` when the stream is still open (it is then cancelled). */
+async function readWithin(response: Response, waitMs: number): Promise<{ bytes: Buffer; open: boolean }> {
+  const chunks: Uint8Array[] = [];
+  const reader = response.body?.getReader();
+  if (!reader) return { bytes: Buffer.alloc(0), open: false };
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const next = await Promise.race([reader.read(), new Promise<"late">((resolve) => setTimeout(() => resolve("late"), Math.max(0, deadline - Date.now())))]);
+    if (next === "late") {
+      await reader.cancel().catch(() => undefined);
+      return { bytes: Buffer.concat(chunks), open: true };
+    }
+    if (next.done) return { bytes: Buffer.concat(chunks), open: false };
+    chunks.push(next.value);
+  }
+}
+
+/** A Connect stream ends with an envelope flagged 0x02 holding `{"error": {...}}` when it failed. */
+function connectEndStream(body: Buffer): Answer {
+  let offset = 0;
+  while (offset + 5 <= body.length) {
+    const flags = body[offset]!;
+    const length = body.readUInt32BE(offset + 1);
+    if (flags & 0x02) {
+      const text = body.subarray(offset + 5, offset + 5 + length).toString();
+      const end = JSON.parse(text) as { error?: { code?: string } };
+      return { httpStatus: 200, code: end.error ? connectCode(JSON.stringify(end.error)) : 0, text };
+    }
+    offset += 5 + length;
+  }
+  return { httpStatus: 200, code: undefined, text: body.toString("latin1") };
 }
 
 function grpcWebTrailer(body: Buffer): Headers | undefined {

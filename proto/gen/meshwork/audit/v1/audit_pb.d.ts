@@ -249,7 +249,7 @@ export declare const DeadLetterSchema: GenMessage<DeadLetter>;
  */
 export declare type ListDeadLettersRequest = Message<"meshwork.audit.v1.ListDeadLettersRequest"> & {
   /**
-   * Only this consumer's dead letters when set.
+   * Only this consumer's dead letters when set: a durable consumer name.
    *
    * @generated from field: string consumer = 1;
    */
@@ -283,6 +283,8 @@ export declare const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersRe
  */
 export declare type ReplayDeadLetterRequest = Message<"meshwork.audit.v1.ReplayDeadLetterRequest"> & {
   /**
+   * The letter's sequence in the DEADLETTER stream.
+   *
    * @generated from field: uint64 sequence = 1;
    */
   sequence: bigint;
