@@ -7,6 +7,7 @@
 #   scripts/cluster-images.sh services    the six service images of `make images` (TAG, default dev)
 #   scripts/cluster-images.sh tilt SERVICE REF
 #                                         build one service image as REF (tilt's $EXPECTED_REF) and import it
+#   scripts/cluster-images.sh tag NAME NEW-NAME   a second name for an image already in containerd
 #   scripts/cluster-images.sh import IMAGE [NAME]
 #                                         one buildah image, under NAME in containerd (tilt uses it)
 #
@@ -181,8 +182,11 @@ case "${1:-}" in
   system) system_images ;;
   build-system) build_system_images ;;
   pause|postgres) "${1}_image" ;;
+  nats) scratch_image "localhost/meshwork/nats-server:$NATS_VERSION" "$BIN/nats-server-static" /nats-server 1000:1000 ;;
   services) service_images ;;
   import) shift; import "$@" ;;
   tilt) shift; tilt_image "$@" ;;
+  # A second name for an imported image (make e2e's "new image tag"), without another import.
+  tag) ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$2" "$3" >/dev/null ;;
   *) echo "usage: $0 system|services|import IMAGE [NAME]" >&2; exit 2 ;;
 esac

@@ -265,7 +265,7 @@ async function main() {
     await run(path.join(ROOT, "scripts/cluster-images.sh"), ["services"]);
     // The upgrade's "new image tag": the same images under a second tag.
     for (const service of SERVICES) {
-      await run(path.join(ROOT, "scripts/cluster-images.sh"), ["import", `localhost/meshwork/${service}:dev`, `docker.io/meshwork/${service}:${UPGRADE_TAG}`]);
+      await run(path.join(ROOT, "scripts/cluster-images.sh"), ["tag", `docker.io/meshwork/${service}:dev`, `docker.io/meshwork/${service}:${UPGRADE_TAG}`]);
     }
     await uninstallLeftovers();
     return `node ${node.metadata!.name} (${node.status!.nodeInfo!.kubeletVersion}, ${node.status!.nodeInfo!.containerRuntimeVersion})`;
