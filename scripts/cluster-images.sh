@@ -107,13 +107,18 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   : >/tmp/pwfile
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
-  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  # Initialise on a private socket, so readiness probes (pg_isready on the usual socket) fail
+  # until the databases exist and the real server listens.
+  PGHOST=/tmp
+  export PGHOST
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/tmp" -w start >/dev/null
   for script in /docker-entrypoint-initdb.d/*.sh; do
     [ -e "$script" ] || continue
     echo "running $script"
     "$script"
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  unset PGHOST
 fi
 exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
 EOF
@@ -182,6 +187,7 @@ case "${1:-}" in
   system) system_images ;;
   build-system) build_system_images ;;
   pause|postgres) "${1}_image" ;;
+  coredns) scratch_image "localhost/meshwork/coredns:$COREDNS_VERSION" "$BIN/coredns" /coredns 65532:65532; import "localhost/meshwork/coredns:$COREDNS_VERSION" ;;
   nats) scratch_image "localhost/meshwork/nats-server:$NATS_VERSION" "$BIN/nats-server-static" /nats-server 1000:1000 ;;
   services) service_images ;;
   import) shift; import "$@" ;;
