@@ -7,6 +7,7 @@
 #   scripts/cluster-images.sh services    the six service images of `make images` (TAG, default dev)
 #   scripts/cluster-images.sh tilt SERVICE REF
 #                                         build one service image as REF (tilt's $EXPECTED_REF) and import it
+#   scripts/cluster-images.sh tag NAME NEW-NAME   a second name for an image already in containerd
 #   scripts/cluster-images.sh import IMAGE [NAME]
 #                                         one buildah image, under NAME in containerd (tilt uses it)
 #
@@ -106,13 +107,18 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   : >/tmp/pwfile
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
-  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  # Initialise on a private socket, so readiness probes (pg_isready on the usual socket) fail
+  # until the databases exist and the real server listens.
+  PGHOST=/tmp
+  export PGHOST
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/tmp" -w start >/dev/null
   for script in /docker-entrypoint-initdb.d/*.sh; do
     [ -e "$script" ] || continue
     echo "running $script"
     "$script"
   done
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  unset PGHOST
 fi
 exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
 EOF
@@ -181,8 +187,12 @@ case "${1:-}" in
   system) system_images ;;
   build-system) build_system_images ;;
   pause|postgres) "${1}_image" ;;
+  coredns) scratch_image "localhost/meshwork/coredns:$COREDNS_VERSION" "$BIN/coredns" /coredns 65532:65532; import "localhost/meshwork/coredns:$COREDNS_VERSION" ;;
+  nats) scratch_image "localhost/meshwork/nats-server:$NATS_VERSION" "$BIN/nats-server-static" /nats-server 1000:1000 ;;
   services) service_images ;;
   import) shift; import "$@" ;;
   tilt) shift; tilt_image "$@" ;;
+  # A second name for an imported image (make e2e's "new image tag"), without another import.
+  tag) ctr --address "$CONTAINERD_SOCK" -n k8s.io images tag --force "$2" "$3" >/dev/null ;;
   *) echo "usage: $0 system|services|import IMAGE [NAME]" >&2; exit 2 ;;
 esac

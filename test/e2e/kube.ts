@@ -46,7 +46,8 @@ export class Cluster {
   /** Server-side apply of every document in a YAML text (what `kubectl apply --server-side` does). */
   async apply(yamlText: string): Promise<KubernetesObject[]> {
     const applied: KubernetesObject[] = [];
-    for (const document of parseAllDocuments(yamlText)) {
+    // YAML 1.1, as kubectl reads it: `defaultMode: 0555` is octal there, decimal 555 in YAML 1.2.
+    for (const document of parseAllDocuments(yamlText, { version: "1.1" })) {
       const object = document.toJS() as KubernetesObject | null;
       if (!object?.kind) continue;
       applied.push(await this.objects.patch(object, undefined, undefined, "meshwork-e2e", true, PatchStrategy.ServerSideApply));

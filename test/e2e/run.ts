@@ -233,8 +233,11 @@ async function freshInfrastructure(): Promise<string> {
   await cluster.apply(fs.readFileSync(path.join(ROOT, "k8s/local/nats.yaml"), "utf8"));
   await cluster.podsReady(INFRA, "app.kubernetes.io/name=postgresql", 180_000);
   await cluster.podsReady(INFRA, "app.kubernetes.io/name=nats", 120_000);
-  const databases = await cluster.exec(INFRA, "postgresql-0", "postgresql", ["psql", "-U", "postgres", "-tAc", "select string_agg(datname, ',' order by datname) from pg_database where not datistemplate"]);
-  for (const service of SERVICES) assert.ok(databases.split(",").map((d) => d.trim()).includes(service), `database ${service} missing: ${databases}`);
+  const databases = await eventually("one database per service", 60_000, async () => {
+    const list = await cluster.exec(INFRA, "postgresql-0", "postgresql", ["psql", "-U", "postgres", "-tAc", "select string_agg(datname, ',' order by datname) from pg_database where not datistemplate"]);
+    const names = list.trim().split(",");
+    return SERVICES.every((service) => names.includes(service)) ? list : undefined;
+  });
   return `PostgreSQL with databases ${databases.trim()}; NATS JetStream Ready`;
 }
 
@@ -265,7 +268,7 @@ async function main() {
     await run(path.join(ROOT, "scripts/cluster-images.sh"), ["services"]);
     // The upgrade's "new image tag": the same images under a second tag.
     for (const service of SERVICES) {
-      await run(path.join(ROOT, "scripts/cluster-images.sh"), ["import", `localhost/meshwork/${service}:dev`, `docker.io/meshwork/${service}:${UPGRADE_TAG}`]);
+      await run(path.join(ROOT, "scripts/cluster-images.sh"), ["tag", `docker.io/meshwork/${service}:dev`, `docker.io/meshwork/${service}:${UPGRADE_TAG}`]);
     }
     await uninstallLeftovers();
     return `node ${node.metadata!.name} (${node.status!.nodeInfo!.kubeletVersion}, ${node.status!.nodeInfo!.containerRuntimeVersion})`;
@@ -285,7 +288,7 @@ async function main() {
       metadata: { name: "e2e-privileged", namespace: NAMESPACE },
       spec: { containers: [{ name: "c", image: "localhost/meshwork/pause:3.10", securityContext: { privileged: true } }] },
     };
-    await assert.rejects(cluster.objects.create(privileged, undefined, "All"), /violates PodSecurity "baseline/);
+    await assert.rejects(cluster.objects.create(privileged, undefined, "All"), /violates PodSecurity[^:]*baseline/);
     return "meshwork enforces baseline (warns restricted), meshwork-infra enforces restricted";
   });
 
