@@ -80,6 +80,15 @@ export const rpc: Benchmark = {
             record(`${mode.label}/${variant}`, result);
             line.push(`${variant} ${result.rps.toFixed(0)} rps (p50 ${result.p50Ms.toFixed(2)} / p99 ${result.p99Ms.toFixed(2)} ms)`);
           }
+          if (mode.detail) {
+            // What services/platform's createServiceClient should speak: the same call from a
+            // connect-node client (what one service uses to call another), over each protocol.
+            for (const protocol of ["grpc", "connect"] as const) {
+              const result = await internalClient(context, protocol, system.baseUrl("presence"), token);
+              record(`internal/${protocol}`, result);
+              line.push(`internal client ${protocol} ${result.rps.toFixed(0)} rps`);
+            }
+          }
           context.log(`  ${mode.label} run ${run}: ${line.join(", ")}`);
         }
         if (mode.otlp) {
@@ -106,6 +115,15 @@ export const rpc: Benchmark = {
             metric(`${name}: p99`, "ms", "lower", entry.p99, { name: "bare p99", values: get(`${mode.label}/bare`).p99 }),
           );
         }
+      }
+      if (results.has("internal/grpc")) {
+        metrics.push(
+          metric("internal client (connect-node, 16 in flight): gRPC rps", "req/s", "higher", get("internal/grpc").rps),
+          metric("internal client (connect-node, 16 in flight): Connect over HTTP/2 rps", "req/s", "higher", get("internal/connect").rps, {
+            name: "internal gRPC rps",
+            values: get("internal/grpc").rps,
+          }),
+        );
       }
       if (results.has("otlp/grpc") && results.has("off/grpc")) {
         for (const variant of ["grpc", "connect"] as const) {
@@ -199,6 +217,20 @@ async function startNestPeer(context: BenchContext, system: BenchSystem, count: 
     throw new Error(`${error.message}\n${peer.output()}`);
   });
   return Object.assign(peer, { baseUrl: `http://127.0.0.1:${port}` });
+}
+
+/** A connect-node client in this process, as services/platform's createServiceClient builds one, at 16 calls in flight. */
+async function internalClient(context: BenchContext, protocol: "grpc" | "connect", baseUrl: string, token: string): Promise<LoadResult> {
+  const { createConnectTransport } = await import("@connectrpc/connect-node");
+  const transport = protocol === "grpc" ? createGrpcTransport({ baseUrl }) : createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true });
+  const client = createClient(PresenceService, transport);
+  const headers = { authorization: `Bearer ${token}` };
+  return closedLoop({
+    concurrency: CLIENTS * STREAMS,
+    warmupMs: 500 * context.timeScale,
+    durationMs: 1_500 * context.timeScale,
+    call: () => client.getOnlineCount({}, { headers }),
+  });
 }
 
 async function waitForCount(system: BenchSystem, token: string): Promise<bigint> {

@@ -14,6 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { footprint } from "./footprint.ts";
+import { gate } from "./gate.ts";
 import type { Benchmark, BenchContext } from "./lib/context.ts";
 import { ensureH2load } from "./lib/load.ts";
 import { machineInfo, RESULTS_DIR, table, writeResult, writeSummary } from "./lib/report.ts";
@@ -21,8 +22,9 @@ import { pipeline } from "./pipeline.ts";
 import { rpc } from "./rpc.ts";
 import { signin } from "./signin.ts";
 import { natsServerBinary } from "../scripts/lib/system.ts";
+import { allServices, bundleService } from "../scripts/bundle-services.ts";
 
-const BENCHMARKS: Benchmark[] = [signin, pipeline, rpc, footprint];
+const BENCHMARKS: Benchmark[] = [signin, pipeline, rpc, footprint, gate];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !BENCHMARKS.some((bench) => bench.name === name));
@@ -46,6 +48,9 @@ const machine = machineInfo(natsServerBinary(), context.h2load);
 log(`meshwork bench: ${selected.map((bench) => bench.name).join(", ")}; ${context.runs} runs each; ${machine.cpus} CPUs, Node ${machine.node}`);
 
 const started = performance.now();
+// Services run from their esbuild bundles, as in the images: build them from the current sources.
+for (const service of allServices()) await bundleService(service);
+log(`bundled ${allServices().join(", ")} (scripts/bundle-services.ts)`);
 for (const bench of selected) {
   log(`\n== ${bench.name}: ${bench.title}`);
   const benchStarted = performance.now();

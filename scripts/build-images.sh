@@ -10,6 +10,7 @@
 #   BASE_IMAGE=...                use a registry base (e.g. node:24.21.0-bookworm-slim) instead of
 #                                 the local rootfs assembled by scripts/base-rootfs.sh
 #   BUILDAH_ISOLATION=chroot
+#   BUILD_ONLY=1                  build, skip the runs that prove each image
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -38,12 +39,14 @@ ensure_buildah() {
 # at the pinned Node 24's headers. Cached until a package manifest or the lock file changes.
 stage_prod_deps() {
   local stamp lock
-  lock=$(cat package-lock.json package.json proto/package.json bench/package.json services/*/package.json | sha256sum | cut -c1-16)
+  lock=$(cat package-lock.json package.json proto/package.json bench/package.json services/*/package.json scripts/patch-dependencies.ts | sha256sum | cut -c1-16)
   stamp="$DEPS/.lock-$lock-node-$(node --version)"
   [[ -f "$stamp" ]] && return 0
   log "staging production node_modules (npm ci --omit=dev, Node $(node --version))"
   rm -rf "$DEPS"; mkdir -p "$DEPS"
   cp package.json package-lock.json "$DEPS/"
+  # The root postinstall patches dependencies (scripts/patch-dependencies.ts).
+  mkdir -p "$DEPS/scripts"; cp scripts/patch-dependencies.ts "$DEPS/scripts/"
   # bench/ is a workspace too (its peers are dev dependencies, so --omit=dev leaves them out).
   for pkg in proto/package.json bench/package.json services/*/package.json; do
     mkdir -p "$DEPS/$(dirname "$pkg")"; cp "$pkg" "$DEPS/$pkg"
@@ -76,6 +79,9 @@ fi
 
 ensure_buildah
 stage_prod_deps
+# Each image runs its service's esbuild bundle (services/<name>/dist), built here from the sources.
+log "bundling ${services[*]} (scripts/bundle-services.ts)"
+node scripts/bundle-services.ts "${services[@]}" >&2
 base=$(base_image)
 log "base image: $base"
 
@@ -88,6 +94,9 @@ for svc in "${services[@]}"; do
     -f services/Dockerfile -t "$image" . >/dev/null
   log "built $image in $(( $(date +%s) - start ))s"
 done
+
+# BUILD_ONLY=1 (tilt's custom_build): the pod that runs next proves the image.
+[[ ${BUILD_ONLY:-} == 1 ]] && exit 0
 
 # Start every image once, through its own entrypoint, as the image's user: the entrypoint runs,
 # config validates, and the native addons load in the image's Node.

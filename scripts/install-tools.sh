@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned operator tools into .tools/ (git-ignored). Each tool is skipped when its
 # pinned binary is already there, so a second run costs nothing.
-# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|all]...
+# Usage: scripts/install-tools.sh [node|nats|helm|kubeconform|kube-score|istioctl|tilt|schemas|grpcurl|go-plugins|connectconformance|all]...
 #        scripts/install-tools.sh [cluster|etcd|kubernetes|nats-static|coredns|metrics-server|kwok|pilot-discovery]...
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +32,7 @@ GRPCURL_VERSION=v1.9.4
 PROTOC_GEN_GO_VERSION=v1.36.11
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
 PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
+CONFORMANCE_VERSION=v1.0.7
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -53,9 +54,10 @@ go_build_static() { # name module/package@version
   current "$name" "$version" && return 0
   log "building $name $version statically (CGO_ENABLED=0 go install $spec)"
   local gobin="$TOOLS/build/static-$name"
-  mkdir -p "$gobin"
+  rm -rf "$gobin"; mkdir -p "$gobin"
   CGO_ENABLED=0 GOBIN="$gobin" GOFLAGS=-buildvcs=false go install -ldflags "-s -w" "$spec"
-  mv "$gobin/$(basename "${spec%@*}")" "$BIN/$name"
+  # go install names the binary after the package (nats-server for .../nats-server/v2): one file.
+  mv "$gobin"/* "$BIN/$name"
   stamp "$name" "$version"
 }
 
@@ -162,6 +164,7 @@ for tool in "${want[@]}"; do
     kube-score) go_install kube-score "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" ;;
     istioctl) install_istioctl ;;
     tilt) install_tilt ;;
+    connectconformance) go_install connectconformance "connectrpc.com/conformance/cmd/connectconformance@$CONFORMANCE_VERSION" ;;
     schemas) install_schemas ;;
     kubernetes) install_kubernetes ;;
     etcd) install_etcd ;;
@@ -177,7 +180,7 @@ for tool in "${want[@]}"; do
       go_install protoc-gen-go "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
       go_install protoc-gen-go-grpc "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
       go_install protoc-gen-connect-go "connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO_VERSION" ;;
-    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas ;;
+    all) "$0" node nats helm kubeconform kube-score istioctl tilt schemas connectconformance ;;
     *) log "unknown tool $tool"; exit 2 ;;
   esac
 done

@@ -6,6 +6,8 @@ export const BENCH_ADMIN = { email: "admin@meshwork.bench", password: "a-benchma
 
 export interface BenchSystemOptions {
   services: ServiceName[];
+  /** Run the services' esbuild bundles, as images do (default), or their .ts sources with type stripping (make dev). */
+  bundled?: boolean;
   /** Environment for every service (on top of the defaults below). */
   commonEnv?: NodeJS.ProcessEnv;
   env?: Partial<Record<ServiceName, NodeJS.ProcessEnv>>;
@@ -13,7 +15,8 @@ export interface BenchSystemOptions {
 
 /**
  * The real system for a benchmark, started like `make dev` and the integration tests
- * (scripts/lib/local-system.ts). Unlike the tests it keeps identity's production argon2
+ * (scripts/lib/local-system.ts), but from each service's esbuild bundle as the images run it
+ * (bench/run.ts builds the bundles first). Unlike the tests it keeps identity's production argon2
  * parameters and logs at warn level (log volume is not what we measure), and speaks Connect
  * over HTTP/2 like gRPC.
  */
@@ -21,6 +24,7 @@ export class BenchSystem extends LocalSystem {
   constructor(options: BenchSystemOptions) {
     super({
       ...options,
+      bundled: options.bundled ?? true,
       tempPrefix: "meshwork-bench-",
       connectHttpVersion: "2",
       defaultEnv: { LOG_LEVEL: "warn", MESHWORK_ADMIN_EMAIL: BENCH_ADMIN.email, MESHWORK_ADMIN_PASSWORD: BENCH_ADMIN.password },

@@ -23,6 +23,8 @@ export interface LocalSystemOptions {
   /** Connect over HTTP/1.1 (what curl and browsers use) or HTTP/2. */
   connectHttpVersion?: "1.1" | "2";
   tempPrefix?: string;
+  /** Run each service's esbuild bundle (as images do) instead of its .ts sources; build them first. */
+  bundled?: boolean;
 }
 
 /**
@@ -86,6 +88,7 @@ export class LocalSystem {
       dataDir: this.dataDir,
       jwksUrl: `http://127.0.0.1:${this.ports.get("identity")!.admin}/.well-known/jwks.json`,
       waitUntilReady,
+      bundled: this.options.bundled,
       env: {
         MESHWORK_LOG_FORMAT: "json",
         ...peerEnv(Object.fromEntries([...this.ports].map(([peer, { rpc }]) => [peer, rpc]))),

@@ -16,7 +16,9 @@ import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_p
 import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
 import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
-import { accessTables } from "../../scripts/generate-access.ts";
+import { loadAccessTables } from "../../scripts/generate-access.ts";
+
+const accessTables = await loadAccessTables();
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
 import { adminToken, TestSystem } from "../support/harness.ts";
 

@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { activeFaults } from "../faults.ts";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
 
@@ -37,11 +37,21 @@ export function clientTelemetryInterceptor(): Interceptor {
 }
 
 /**
- * A client for another service's RPCs over gRPC, with the CLIENT span and trace propagation
- * every outgoing call needs; `interceptors` add what is the caller's own (credentials, say).
+ * A client for another service's RPCs, with the CLIENT span and trace propagation every outgoing
+ * call needs; `interceptors` add what is the caller's own (credentials, say).
+ *
+ * It speaks the Connect protocol with binary protobuf over HTTP/2: with connect-node on both ends
+ * that pair serves more calls per second than gRPC and costs the caller less CPU (no trailers,
+ * no envelope; bench/rpc.ts "internal client" rows). The mesh routes it like gRPC: the same
+ * HTTP/2 port and the same /package.Service/Method paths the access table and the Istio
+ * AuthorizationPolicies name, and the chart sets no retry policy that would read its HTTP
+ * status codes differently from gRPC's.
  */
 export function createServiceClient<S extends DescService>(service: S, baseUrl: string, interceptors: Interceptor[] = []): Client<S> {
-  return createClient(service, createGrpcTransport({ baseUrl, interceptors: [clientTelemetryInterceptor(), faultInterceptor(), ...interceptors] }));
+  return createClient(
+    service,
+    createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors: [clientTelemetryInterceptor(), faultInterceptor(), ...interceptors] }),
+  );
 }
 
 /** The `delay-call` and `crash-after-call` faults (faults.ts), keyed by `Service/Method`. */

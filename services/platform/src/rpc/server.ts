@@ -1,11 +1,10 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { clientAddressKey } from "./client-address.ts";
+import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
 
@@ -18,8 +17,8 @@ export interface RpcServerOptions {
   requestGate: RequestGate;
   jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
-  /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
-  trustForwardedFor?: boolean;
+  /** Proxies in front that append to X-Forwarded-For (client-address.ts); 0 trusts only the socket. */
+  trustedProxyHops?: number;
   /** Browser origins allowed to call (CORS); none when empty. */
   allowedOrigins?: readonly string[];
 }
@@ -45,7 +44,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0)),
   });
   const handler = withCors(connectHandler, options.allowedOrigins ?? []);
   let inFlight = 0;
@@ -76,9 +75,13 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     routeByPreface(socket, (isHttp2, peeked) => {
-      if (isHttp2) h2.emit("connection", replayingStream(socket, peeked));
+      // The peeked bytes go back into the socket's read buffer. The http2 session takes over the
+      // socket's native handle and first consumes what is buffered, so it gets the whole preface
+      // without a JavaScript stream in between (a relaying Duplex cost ~40 us per call). Resuming
+      // the socket here would let its own 'data' flow race the session for those bytes.
+      socket.unshift(peeked);
+      if (isHttp2) h2.emit("connection", socket);
       else {
-        socket.unshift(peeked);
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -122,44 +125,7 @@ function routeByPreface(socket: net.Socket, route: (isHttp2: boolean, peeked: Bu
   socket.on("data", onData);
 }
 
-/**
- * Node's http2 server reads from a net.Socket's native handle, which would skip the bytes we
- * already peeked at; a Duplex that yields them first and then relays the socket keeps them.
- */
-function replayingStream(socket: net.Socket, peeked: Buffer): Duplex {
-  const stream = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      socket.write(chunk, callback);
-    },
-    final(callback) {
-      socket.end(callback);
-    },
-    destroy(error, callback) {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  Object.defineProperty(stream, "remoteAddress", { value: socket.remoteAddress });
-  stream.push(peeked);
-  socket.on("data", (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => stream.push(null));
-  socket.on("close", () => stream.destroy());
-  socket.on("error", (error) => stream.destroy(error));
-  return stream;
-}
-
-function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
-  if (trustForwardedFor) {
-    const forwarded = req.headers["x-forwarded-for"];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-    if (first) return first;
-  }
-  // For HTTP/2 the socket is the replaying stream, which carries the peer's address itself.
-  const socket = req.socket as (net.Socket & { stream?: { remoteAddress?: string } }) | undefined;
-  return socket?.remoteAddress ?? socket?.stream?.remoteAddress ?? "unknown";
+function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustedProxyHops: number): string {
+  const forwarded = req.headers["x-forwarded-for"];
+  return clientAddressOf(Array.isArray(forwarded) ? forwarded.join(",") : forwarded, req.socket?.remoteAddress ?? "unknown", trustedProxyHops);
 }

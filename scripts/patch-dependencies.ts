@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * Small, documented patches to installed dependencies, applied by `npm install`/`npm ci`
+ * (the root package's postinstall) and by the image build before bundling. Each patch names the
+ * exact text it replaces in a pinned version; when that text is gone (upstream changed or fixed
+ * it), the script fails instead of silently skipping, so a dependency bump makes us look again.
+ * services/platform/test/unit/dependency-patches.spec.ts checks that every patch is applied.
+ *
+ *   node scripts/patch-dependencies.ts [node_modules directory]   (default: ./node_modules)
+ *   node scripts/patch-dependencies.ts --check                       exit 1 when one is not applied
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+export interface DependencyPatch {
+  package: string;
+  version: string;
+  files: string[];
+  why: string;
+  replacements: { from: string; to: string }[];
+  /** Appended once at the end of each file (module scope, evaluated before any call). */
+  append: string;
+}
+
+const MARK = "/* meshwork patch: call-ended abort reason */";
+const SHARED_REASON = `\n${MARK}\nconst MESHWORK_CALL_ENDED = new DOMException("This operation was aborted", "AbortError");\n`;
+const WHY =
+  "AbortController.abort() without a reason builds a new DOMException, with a captured stack, every time a call ends (about 50 us per call on the bench machine, and garbage). The signal's reason stays an AbortError DOMException with the same name and message; only its identity is shared. Upstream (connect-es 2.3.0, the newest release) still aborts without a reason.";
+
+export const PATCHES: DependencyPatch[] = [
+  {
+    package: "@connectrpc/connect-node",
+    version: "2.3.0",
+    files: ["dist/esm/node-universal-handler.js", "dist/cjs/node-universal-handler.js"],
+    why: `Server side, once per request when it closes. ${WHY}`,
+    replacements: [
+      { from: "abortController.abort();", to: "abortController.abort(MESHWORK_CALL_ENDED);" },
+      { from: "                : undefined);", to: "                : MESHWORK_CALL_ENDED);" },
+    ],
+    append: SHARED_REASON,
+  },
+  {
+    package: "@connectrpc/connect",
+    version: "2.3.0",
+    files: ["dist/esm/protocol/run-call.js", "dist/cjs/protocol/run-call.js"],
+    why: `Client side, once per call when it completes (internal service-to-service clients). ${WHY}`,
+    replacements: [{ from: "            controller.abort();\n        },", to: "            controller.abort(MESHWORK_CALL_ENDED);\n        }," }],
+    append: SHARED_REASON,
+  },
+  {
+    package: "@connectrpc/connect",
+    version: "2.3.0",
+    files: ["dist/esm/implementation.js", "dist/cjs/implementation.js"],
+    why: `Server side, once per call: every protocol's handler calls context.abort() without a reason when the call is done. ${WHY}`,
+    replacements: [{ from: "abortController.abort(reason);", to: "abortController.abort(reason ?? MESHWORK_CALL_ENDED);" }],
+    append: SHARED_REASON,
+  },
+];
+
+export function isApplied(text: string): boolean {
+  return text.includes(MARK);
+}
+
+/** Applies every patch under `nodeModules`; returns what it did, throws when a patch no longer fits. */
+export function applyPatches(nodeModules: string): string[] {
+  const done: string[] = [];
+  for (const patch of PATCHES) {
+    const root = path.join(nodeModules, patch.package);
+    if (!fs.existsSync(root)) continue; // not installed here (e.g. a production subset)
+    const version = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).version;
+    if (version !== patch.version) {
+      throw new Error(`${patch.package} is ${version}, the patch is for ${patch.version}: check whether ${version} still needs it (${patch.why}), then update or drop it in scripts/patch-dependencies.ts`);
+    }
+    for (const file of patch.files) {
+      const target = path.join(root, file);
+      let text = fs.readFileSync(target, "utf8");
+      if (isApplied(text)) continue;
+      for (const { from, to } of patch.replacements) {
+        const count = text.split(from).length - 1;
+        if (count !== 1) throw new Error(`${patch.package}/${file}: expected the text ${JSON.stringify(from)} once, found it ${count} times: upstream changed, review the patch`);
+        text = text.replace(from, to);
+      }
+      fs.writeFileSync(target, text + patch.append);
+      done.push(`${patch.package}/${file}`);
+    }
+  }
+  return done;
+}
+
+export function unapplied(nodeModules: string): string[] {
+  return PATCHES.flatMap((patch) =>
+    patch.files
+      .map((file) => path.join(nodeModules, patch.package, file))
+      .filter((target) => fs.existsSync(target) && !isApplied(fs.readFileSync(target, "utf8"))),
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const check = process.argv.includes("--check");
+  const nodeModules = path.resolve(process.argv.slice(2).find((arg) => !arg.startsWith("--")) ?? "node_modules");
+  if (check) {
+    const missing = unapplied(nodeModules);
+    if (missing.length > 0) {
+      console.error(`dependency patches not applied: ${missing.join(", ")} (run node scripts/patch-dependencies.ts)`);
+      process.exit(1);
+    }
+  } else {
+    for (const file of applyPatches(nodeModules)) console.log(`patched ${file}`);
+  }
+}

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "@meshwork/proto/grpc/health/v1/health_pb.js";
+import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
+import { bundlePath, bundleService } from "../../scripts/bundle-services.ts";
+import { TestSystem } from "../support/harness.ts";
+
+/** Services run in images (and in make bench) from one esbuild bundle: scripts/bundle-services.ts. */
+describe("a service bundled with esbuild", function () {
+  let system: TestSystem;
+
+  before(async () => {
+    // presence is ready once it consumes identity's stream, so identity runs (bundled) too.
+    await bundleService("identity");
+    await bundleService("presence");
+    system = await new TestSystem({ services: ["identity", "presence"], bundled: true }).start();
+  });
+  after(() => system?.stop());
+
+  it("starts, serves gRPC and Connect through the platform's interceptors, and exports its metrics", async () => {
+    for (const protocol of ["grpc", "connect"] as const) {
+      const health = system.client(Health, "presence", protocol);
+      assert.equal((await health.check({ service: "" })).status, ServingStatus.SERVING);
+      // The auth interceptor is in the bundle: no token, no count.
+      await assert.rejects(system.client(PresenceService, "presence", protocol).getOnlineCount({}), (error: ConnectError) => error.code === Code.Unauthenticated);
+    }
+    // The telemetry SDK was registered before the platform made its meters (bundle order).
+    const metrics = await (await fetch(`${system.adminUrl("presence")}/metrics`)).text();
+    assert.match(metrics, /rpc_server_duration/);
+  });
+
+  it("names the TypeScript files and lines in stack traces (source maps)", () => {
+    const crashed = spawnSync(process.execPath, ["--enable-source-maps", bundlePath("presence")], { env: { ...process.env, RPC_PORT: "not-a-port" }, encoding: "utf8" });
+    assert.notEqual(crashed.status, 0);
+    const frames = crashed.stderr.split("\n").filter((line) => line.trim().startsWith("at "));
+    assert.match(frames[0] ?? "", /services\/platform\/src\/config\.ts:\d+:\d+/, crashed.stderr);
+    assert.ok(frames.some((frame) => /services\/presence\/src\/config\.ts:\d+/.test(frame)), crashed.stderr);
+    assert.ok(frames.some((frame) => /services\/presence\/src\/main\.ts:\d+/.test(frame)), crashed.stderr);
+  });
+});
