@@ -16,7 +16,7 @@ const namespace = "meshwork";
 const issuer = "meshwork-identity";
 const gatewayPrincipal = `cluster.local/ns/${namespace}/sa/meshwork-gateway-istio`;
 
-interface Method { public: boolean; roles: string[] }
+interface Method { public: boolean; roles: string[]; services: string[] }
 interface ServiceTable { methods: Record<string, Method>; callers: Record<string, string[]> }
 interface AccessTable { services: Record<string, ServiceTable> }
 
@@ -53,7 +53,7 @@ describe("mesh policy rendered from files/access.json", function () {
     ];
     for (const name of Object.keys(access.services)) {
       for (const path of publicPaths) {
-        assert.deepEqual(access.services[name]!.methods[path], { public: true, roles: [] }, `${name}: ${path} in access.json`);
+        assert.deepEqual(access.services[name]!.methods[path], { public: true, roles: [], services: [] }, `${name}: ${path} in access.json`);
         assert.ok(grants(policy(objects, name)).includes(grant(gatewayPrincipal, path, false)), `meshwork-${name} lets ${path} through without a token`);
       }
     }

@@ -41,7 +41,7 @@ export function identityRoutes(accounts: Accounts, keys: SigningKeys, serviceCli
         const user = await accounts.setRoles(req.userId, req.roles, requirePrincipal(ctx));
         return create(SetUserRolesResponseSchema, { user: toUser(user) });
       },
-      async issueServiceToken(req) {
+      issueServiceToken(req) {
         return serviceClients.issue(req.clientId, req.clientSecret);
       },
       getJwks() {

@@ -44,8 +44,6 @@ export const baseConfigSchema = z.object({
       }
     }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
-  /** Proxies in front that append the client's address to X-Forwarded-For: 1 behind the Istio gateway. */
-  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /**
    * Keeps deprecated APIs served past their sunset during an incident: "<api>=<YYYY-MM-DD>,...",
    * each later than the table's sunset (proto/deprecations.ts, docs/versioning.md).
@@ -53,6 +51,8 @@ export const baseConfigSchema = z.object({
   DEPRECATION_EXTENSIONS: z.string().default(""),
   /** Test-only: the deprecation window's clock starts at this instant instead of now. */
   MESHWORK_TEST_DEPRECATION_CLOCK: z.coerce.date().optional(),
+  /** Proxies in front that append the client's address to X-Forwarded-For: 1 behind the Istio gateway. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
   MESHWORK_FAULTS: z
     .string()
