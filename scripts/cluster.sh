@@ -759,6 +759,18 @@ down() {
   for netns in $(ip netns list 2>/dev/null | awk '/^cni-/ { print $1 }'); do ip netns delete "$netns" 2>/dev/null || true; done
   # iptables: kube-proxy's chains (it removes them itself), then the guard.
   if [[ -x $BIN/kube-proxy ]]; then kube-proxy --cleanup >/dev/null 2>&1 || true; fi
+  # kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT): kube-proxy leaves them.
+  local table chain rule
+  for table in filter nat mangle; do
+    for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+      iptables -t "$table" -S "$chain" >/dev/null 2>&1 || continue
+      while read -r rule; do
+        eval "iptables -t $table ${rule/-A /-D }" 2>/dev/null || true
+      done < <(iptables -t "$table" -S | grep -- "-j $chain\$")
+      iptables -t "$table" -F "$chain" 2>/dev/null || true
+      iptables -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
   while iptables -C FORWARD -s "$POD_SUPERNET" ! -o "$BRIDGE" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null; do
     iptables -D FORWARD -s "$POD_SUPERNET" ! -o "$BRIDGE" -m comment --comment "$GUARD_COMMENT" -j DROP
   done
