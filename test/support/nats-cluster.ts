@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -35,7 +36,9 @@ export class NatsCluster {
       const args = ["-js", "-sd", store, "-a", "127.0.0.1", "-p", String(port.client), "-n", name, "--cluster_name", "meshwork", "--cluster", `nats://127.0.0.1:${port.route}`, "--routes", routes];
       this.servers.push({ name, clientPort: port.client, routePort: port.route, process: spawnManaged(name, natsServerBinary(), args, {}) });
     }
-    // Ready when JetStream answers: the servers found each other and elected a meta leader.
+    // Listening first (a busy machine starts them slowly), then ready when JetStream answers: the
+    // servers found each other and elected a meta leader.
+    for (const server of this.servers) await waitFor(() => listening(server.clientPort), `${server.name} to listen on ${server.clientPort}`, 30_000, 100);
     const connection = await this.connect();
     await waitFor(async () => (await jetstreamManager(connection).then((jsm) => jsm.getAccountInfo()).catch(() => undefined)) !== undefined, "the JetStream cluster to elect a meta leader", 30_000, 250);
     await connection.close();
@@ -60,4 +63,15 @@ export class NatsCluster {
   async stop(): Promise<void> {
     await Promise.all(this.servers.map((server) => server.process.stop("SIGTERM")));
   }
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }
