@@ -236,6 +236,7 @@ export declare const GetJwksResponseSchema: GenMessage<GetJwksResponse>;
 export declare type IssueServiceTokenRequest = Message<"meshwork.identity.v1.IssueServiceTokenRequest"> & {
   /**
    * The registered client, which is the calling service's name (e.g. "orders").
+   * Empty is not a contract violation: identity answers it as an unknown client (unauthenticated).
    *
    * @generated from field: string client_id = 1;
    */
