@@ -45,6 +45,10 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/grpcurl:
 	scripts/install-tools.sh grpcurl
 
+# clients.spec.ts renders the chart's NOTES.txt with helm and runs the commands it prints.
+.tools/bin/helm:
+	scripts/install-tools.sh helm
+
 install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
 
 CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts
@@ -88,8 +92,8 @@ typecheck: install ## tsc --noEmit over every package (and the NestJS bench peer
 test-unit: install ## unit tests (no processes, no network)
 	$(MOCHA) 'services/*/test/**/*.spec.ts'
 
-# Jaeger for the trace test, promtool for the alert rules.
-test-integration: install .tools/bin/grpcurl .tools/bin/jaeger .tools/bin/promtool ## integration tests: real nats-server and real service processes on loopback
+# grpcurl and helm for the client tests, Jaeger for the trace test, promtool for the alert rules.
+test-integration: install .tools/bin/grpcurl .tools/bin/helm .tools/bin/jaeger .tools/bin/promtool ## integration tests: real nats-server and real service processes on loopback
 	$(MOCHA) --timeout 120000 'test/integration/**/*.spec.ts'
 
 # The server under test is ConformanceService on the platform's RPC server (test/conformance/server.ts);
