@@ -64,9 +64,16 @@ try {
       },
     });
   // Producers first, together; then the consumers, which are ready once the streams they read exist.
+  // Every process that started is kept, even when another fails, so shutdown stops it too.
+  const startAll = async (names: string[]) => {
+    const results = await Promise.allSettled(names.map(start));
+    for (const result of results) if (result.status === "fulfilled") processes.push(result.value);
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure) throw failure.reason;
+  };
   const consumers = new Set(MANIFEST.filter((service) => service.consumes.length > 0).map((service) => service.name));
-  processes.push(...(await Promise.all(SERVICES.filter((name) => !consumers.has(name)).map(start))));
-  processes.push(...(await Promise.all(SERVICES.filter((name) => consumers.has(name)).map(start))));
+  await startAll(SERVICES.filter((name) => !consumers.has(name)));
+  await startAll(SERVICES.filter((name) => consumers.has(name)));
   consoleServer = await startConsoleServer({
     host: process.env["CONSOLE_HOST"] ?? "127.0.0.1",
     port: consolePort,
