@@ -21,7 +21,7 @@ export TILT_DISABLE_ANALYTICS := 1
 
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint typecheck generate check-generated tools install chart-check images bench clean
+.PHONY: help dev test test-unit test-integration test-examples test-conformance conformance-generate lint typecheck generate check-generated tools install chart-check images bench clean cluster-up cluster-down e2e tilt-ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,12 +44,16 @@ install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm 
 dev: install ## run nats-server and every service locally (Ctrl-C stops them)
 	node scripts/dev.ts
 
-generate: install ## regenerate TypeScript from the .proto files and the chart's access tables and CORS lists from the platform
+# Generated from the services manifest (the `meshwork` field of each services/<name>/package.json).
+MANIFEST_OUTPUTS := charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
+
+generate: install ## regenerate TypeScript from the .proto files, the chart's access tables and CORS lists, and everything the services manifest feeds
 	buf generate
 	node scripts/generate-access.ts
+	node scripts/generate-services.ts
 
 check-generated: generate ## fail when generated code does not match its sources
-	@git diff --exit-code -- proto/gen charts/meshwork/files || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- proto/gen charts/meshwork/files $(MANIFEST_OUTPUTS) || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto/gen charts/meshwork/files)" || { git status --porcelain -- proto/gen charts/meshwork/files; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 lint: install ## buf lint and buf breaking against main
@@ -101,3 +105,22 @@ chart-check: install ## helm lint/template matrix, schema validation, istioctl a
 
 images: install ## build every service image with buildah and start each once
 	scripts/build-images.sh
+
+cluster-up: install ## a single-node Kubernetes on this machine from pinned sources (KWOK_NODES=3: fake nodes instead); kubeconfig .data/cluster/kubeconfig
+	scripts/cluster.sh up
+
+cluster-down: ## stop the local cluster: no process, mount, address, iptables rule or cgroup left
+	scripts/cluster.sh down
+
+# The local cluster is brought down afterwards (KEEP_CLUSTER=1 leaves it up to look around).
+e2e: images ## the chart on the local cluster: install, helm test, upgrade under load, rollback, uninstall, mesh
+	scripts/cluster.sh up
+	@status=0; node test/e2e/run.ts || status=$$?; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status
+
+tilt-ci: images ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah builds, deploy, every resource ready
+	scripts/install-tools.sh tilt
+	scripts/cluster.sh up
+	@status=0; KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt ci -f tilt/local.Tiltfile --timeout 10m || status=$$?; \
+	  KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt down -f tilt/local.Tiltfile --delete-namespaces >/dev/null 2>&1 || true; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status

@@ -14,6 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { footprint } from "./footprint.ts";
+import { gate } from "./gate.ts";
 import type { Benchmark, BenchContext } from "./lib/context.ts";
 import { ensureH2load } from "./lib/load.ts";
 import { machineInfo, RESULTS_DIR, table, writeResult, writeSummary } from "./lib/report.ts";
@@ -23,7 +24,7 @@ import { signin } from "./signin.ts";
 import { natsServerBinary } from "../scripts/lib/system.ts";
 import { allServices, bundleService } from "../scripts/bundle-services.ts";
 
-const BENCHMARKS: Benchmark[] = [signin, pipeline, rpc, footprint];
+const BENCHMARKS: Benchmark[] = [signin, pipeline, rpc, footprint, gate];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !BENCHMARKS.some((bench) => bench.name === name));

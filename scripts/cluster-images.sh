@@ -5,6 +5,8 @@
 #   scripts/cluster-images.sh system      pause, CoreDNS, metrics-server, nats-server, PostgreSQL
 #   scripts/cluster-images.sh build-system   the same, built but not imported
 #   scripts/cluster-images.sh services    the six service images of `make images` (TAG, default dev)
+#   scripts/cluster-images.sh tilt SERVICE REF
+#                                         build one service image as REF (tilt's $EXPECTED_REF) and import it
 #   scripts/cluster-images.sh import IMAGE [NAME]
 #                                         one buildah image, under NAME in containerd (tilt uses it)
 #
@@ -167,11 +169,20 @@ service_images() {
   done
 }
 
+# tilt's custom_build: build (without build-images.sh's proving runs: tilt deploys it next and
+# the pod's probes prove it) and import under the reference tilt put in the manifests.
+tilt_image() { # service ref
+  local service=$1 ref=$2
+  TAG=${ref##*:} BUILD_ONLY=1 "$ROOT/scripts/build-images.sh" "$service" >&2
+  import "localhost/${ref%:*}:${ref##*:}" "docker.io/$ref"
+}
+
 case "${1:-}" in
   system) system_images ;;
   build-system) build_system_images ;;
   pause|postgres) "${1}_image" ;;
   services) service_images ;;
   import) shift; import "$@" ;;
+  tilt) shift; tilt_image "$@" ;;
   *) echo "usage: $0 system|services|import IMAGE [NAME]" >&2; exit 2 ;;
 esac

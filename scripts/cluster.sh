@@ -9,6 +9,11 @@
 #   scripts/cluster.sh down        stop everything and remove every process, mount, address,
 #                                  iptables rule, network device and cgroup it made
 #   scripts/cluster.sh status      what runs
+#   scripts/cluster.sh istiod      Istio's and the Gateway API's CRDs, istiod (pilot-discovery) as a
+#                                  process on loopback, registered as the validating webhook for
+#                                  Istio's resources (no injection: Envoy cannot be had here)
+#   scripts/cluster.sh volume NAME NAMESPACE CLAIM UID SIZE
+#                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it)
 #   KWOK_NODES=3 scripts/cluster.sh up
 #                                  no real node: 3 kwok nodes in 3 zones instead (the real scheduler
 #                                  places pods on them, no container runs), for scheduling checks
@@ -19,7 +24,7 @@
 # forwarded pod packet that would leave through another interface than cni0: pod traffic stays in
 # this machine.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
 STATE="$ROOT/.data/cluster"
 # Sockets and runtime state of containerd (unix socket paths are limited to 108 bytes).
@@ -131,6 +136,8 @@ make_pki() {
   cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME"
   cert kube-proxy system:kube-proxy ""
   cert front-proxy-client front-proxy-client "" "" front-proxy-ca
+  cert istiod istiod "" "IP:127.0.0.1,DNS:istiod.istio-system.svc"
+  cert istiod-client istiod system:masters
 }
 
 kubeconfig() { # file cert-name
@@ -604,6 +611,86 @@ spec:
 EOF
 }
 
+# A hostPath PersistentVolume under .data/cluster/volumes/<name>, pre-bound to one claim (the
+# StatefulSets' volumeClaimTemplates). Kept across runs; a Released one is bound again.
+volume() { # name namespace claim owner-uid size
+  local name=$1 namespace=$2 claim=$3 owner=$4 size=$5 dir="$STATE/volumes/$1" phase
+  mkdir -p "$dir"
+  chown "$owner:$owner" "$dir"
+  phase=$(kubectl_admin get pv "$name" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [[ $phase == Released ]] && kubectl_admin delete pv "$name" --wait >/dev/null
+  kubectl_admin apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata: { name: $name, labels: { app.kubernetes.io/part-of: meshwork } }
+spec:
+  capacity: { storage: $size }
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local
+  hostPath: { path: $dir, type: Directory }
+  claimRef: { namespace: $namespace, name: $claim }
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# istiod as a local process. Its webhook server (127.0.0.1:15017) serves a certificate from this
+# cluster's CA, so the API server can call it; the mesh config is the one in
+# k8s/istio/istio-operator.yaml (also published as the `istio` ConfigMap, which istioctl reads).
+
+ISTIOD_WEBHOOK_PORT=15017
+
+istiod() {
+  require_root
+  "$ROOT/scripts/install-tools.sh" pilot-discovery
+  local istio_version gateway_version istio_dir gateway_dir
+  istio_version=$(sed -n 's/^ISTIO_VERSION=//p' "$ROOT/scripts/install-tools.sh")
+  gateway_version=$(sed -n 's/^GATEWAY_API_VERSION=//p' "$ROOT/scripts/install-tools.sh")
+  istio_dir=$(go mod download -json "istio.io/istio@$istio_version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  gateway_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  kubectl_admin apply --server-side --force-conflicts -f "$istio_dir/manifests/charts/base/files/crd-all.gen.yaml" >/dev/null
+  kubectl_admin apply --server-side --force-conflicts -f "$gateway_dir/config/crd/standard/" >/dev/null
+  kubectl_admin wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  mkdir -p "$STATE/istiod"
+  python3 -c 'import sys, yaml; print(yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))["spec"]["meshConfig"], sort_keys=True), end="")' \
+    "$ROOT/k8s/istio/istio-operator.yaml" | write_if_changed "$STATE/istiod/mesh.yaml"
+  kubectl_admin create namespace istio-system --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
+  kubectl_admin -n istio-system create configmap istio --from-file=mesh="$STATE/istiod/mesh.yaml" --dry-run=client -o yaml |
+    kubectl_admin apply -f - >/dev/null
+  kubeconfig "$STATE/istiod.kubeconfig" istiod-client
+  ( cd "$STATE/istiod"
+    export POD_NAMESPACE=istio-system POD_NAME=istiod-local REVISION=default PILOT_ENABLE_GATEWAY_API=true
+    start istiod pilot-discovery discovery --kubeconfig "$STATE/istiod.kubeconfig" \
+      --meshConfig "$STATE/istiod/mesh.yaml" --domain cluster.local \
+      --httpAddr 127.0.0.1:15080 --grpcAddr 127.0.0.1:15010 --secureGRPCAddr 127.0.0.1:15012 \
+      --monitoringAddr 127.0.0.1:15014 --httpsAddr "127.0.0.1:$ISTIOD_WEBHOOK_PORT" \
+      --tlsCertFile "$PKI/istiod.crt" --tlsKeyFile "$PKI/istiod.key" --caCertFile "$PKI/ca.crt" \
+      --profile=false --log_output_level default:warn )
+  wait_for istiod 180 curl -sf http://127.0.0.1:15080/ready
+  # The webhook port answers TLS with a certificate this cluster's CA signed (any HTTP status).
+  wait_for "istiod's webhook server" 60 curl -s -o /dev/null --cacert "$PKI/ca.crt" "https://127.0.0.1:$ISTIOD_WEBHOOK_PORT/validate"
+  kubectl_admin apply -f - >/dev/null <<EOF
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: meshwork-istiod-validator
+webhooks:
+  - name: validation.istio.io
+    clientConfig:
+      url: https://127.0.0.1:$ISTIOD_WEBHOOK_PORT/validate
+      caBundle: $(base64 -w0 <"$PKI/ca.crt")
+    rules:
+      - operations: [CREATE, UPDATE]
+        apiGroups: [security.istio.io, networking.istio.io, telemetry.istio.io, extensions.istio.io]
+        apiVersions: ["*"]
+        resources: ["*"]
+    failurePolicy: Fail
+    sideEffects: None
+    admissionReviewVersions: [v1]
+EOF
+  log "istiod running; validating webhook meshwork-istiod-validator -> 127.0.0.1:$ISTIOD_WEBHOOK_PORT"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 up() {
@@ -644,6 +731,10 @@ remove_containers() {
 down() {
   require_root
   local name
+  if [[ -f $KUBECONFIG_ADMIN ]] && running kube-apiserver && running istiod; then
+    kubectl_admin delete validatingwebhookconfiguration meshwork-istiod-validator --ignore-not-found >/dev/null 2>&1 || true
+  fi
+  stop istiod
   stop kwok
   stop kubelet
   remove_containers
@@ -687,15 +778,18 @@ down() {
 
 status() {
   local name
-  for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy apiserver-relay kwok; do
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy apiserver-relay kwok istiod; do
     if running "$name"; then echo "$name running (pid $(pid_of "$name"))"; fi
   done
   [[ -f $KUBECONFIG_ADMIN ]] && kubectl_admin get nodes 2>/dev/null || true
 }
 
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  istiod) istiod ;;
+  volume) shift; volume "$@" ;;
+  *) echo "usage: $0 up|down|status|istiod" >&2; exit 2 ;;
 esac

@@ -1,19 +1,19 @@
 /**
- * `make dev`: nats-server with JetStream, then identity, presence, payments, shipping, orders and
- * audit as separate processes, each ready before the table of endpoints is printed. Ctrl-C stops
- * everything in order.
+ * `make dev`: nats-server with JetStream, then every service in the manifest (services/<name>/
+ * package.json) as a separate process, each ready before the table of endpoints is printed.
+ * Ctrl-C stops everything in order.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_PORTS, peerEnv, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
+import { DEFAULT_PORTS, MANIFEST, peerEnv, ROOT, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
 const dataDir = path.resolve(ROOT, process.env["MESHWORK_DEV_DATA_DIR"] ?? ".data");
 // Shifts every port, so a second copy (the test of `make dev` itself) can run beside the first.
 const offset = Number(process.env["MESHWORK_DEV_PORT_OFFSET"] ?? 0);
 const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
-const ports = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name].rpc + offset, admin: DEFAULT_PORTS[name].admin + offset }])) as typeof DEFAULT_PORTS;
+const ports: typeof DEFAULT_PORTS = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name]!.rpc + offset, admin: DEFAULT_PORTS[name]!.admin + offset }]));
 const admin = adminCredentials();
 const processes: ManagedProcess[] = [];
 let stopping = false;
@@ -30,29 +30,31 @@ try {
       onLine: (line) => /\[(ERR|WRN)\]/.test(line) && print(`[nats] ${line}`),
     }),
   );
-  const jwksUrl = `http://127.0.0.1:${ports.identity.admin}/.well-known/jwks.json`;
-  const start = (name: (typeof SERVICES)[number]) =>
+  const jwksUrl = `http://127.0.0.1:${ports["identity"]!.admin}/.well-known/jwks.json`;
+  const start = (name: string) =>
     startService({
       name,
-      rpcPort: ports[name].rpc,
-      adminPort: ports[name].admin,
+      rpcPort: ports[name]!.rpc,
+      adminPort: ports[name]!.admin,
       natsPort,
       dataDir,
       jwksUrl,
       onLine: print,
+      // A busy machine (CI running other suites) may need longer than the default 20 s.
+      readyTimeoutMs: process.env["MESHWORK_DEV_READY_TIMEOUT_MS"] ? Number(process.env["MESHWORK_DEV_READY_TIMEOUT_MS"]) : undefined,
       env: {
         MESHWORK_ADMIN_EMAIL: admin.email,
         MESHWORK_ADMIN_PASSWORD: admin.password,
         RPC_HOST: process.env["RPC_HOST"] ?? "127.0.0.1",
         // Any web app served from this machine may call, whatever port its dev server picked.
         CORS_ALLOWED_ORIGINS: process.env["CORS_ALLOWED_ORIGINS"] ?? "http://localhost:*,http://127.0.0.1:*",
-        ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name].rpc]))),
+        ...peerEnv(Object.fromEntries(SERVICES.map((name) => [name, ports[name]!.rpc]))),
       },
     });
-  // identity first: it owns the IDENTITY stream and the JWKS the others verify tokens with.
-  processes.push(await start("identity"));
-  // The rest together: audit reports ready once the streams of the others exist.
-  processes.push(...(await Promise.all(SERVICES.filter((name) => name !== "identity").map(start))));
+  // Producers first, together; then the consumers, which are ready once the streams they read exist.
+  const consumers = new Set(MANIFEST.filter((service) => service.consumes.length > 0).map((service) => service.name));
+  processes.push(...(await Promise.all(SERVICES.filter((name) => !consumers.has(name)).map(start))));
+  processes.push(...(await Promise.all(SERVICES.filter((name) => consumers.has(name)).map(start))));
 } catch (error) {
   print(`\nmake dev failed: ${(error as Error).message}`);
   await shutdown(1);
@@ -62,16 +64,12 @@ print(`
 Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
 
   service    rpc (gRPC, gRPC-Web, Connect)   admin (/healthz /readyz /metrics)
-  identity   http://127.0.0.1:${ports.identity.rpc}          http://127.0.0.1:${ports.identity.admin}   (JWKS: /.well-known/jwks.json)
-  presence   http://127.0.0.1:${ports.presence.rpc}          http://127.0.0.1:${ports.presence.admin}
-  audit      http://127.0.0.1:${ports.audit.rpc}          http://127.0.0.1:${ports.audit.admin}
-  orders     http://127.0.0.1:${ports.orders.rpc}          http://127.0.0.1:${ports.orders.admin}   (checkout saga: docs/saga.md)
-  payments   http://127.0.0.1:${ports.payments.rpc}          http://127.0.0.1:${ports.payments.admin}
-  shipping   http://127.0.0.1:${ports.shipping.rpc}          http://127.0.0.1:${ports.shipping.admin}
+${SERVICES.map((name) => `  ${name.padEnd(10)} http://127.0.0.1:${ports[name]!.rpc}          http://127.0.0.1:${ports[name]!.admin}`).join("\n")}
   nats       nats://127.0.0.1:${natsPort} (JetStream, data in ${path.relative(ROOT, dataDir) || "."}/nats)
 
   admin      ${admin.email} / ${admin.password}${admin.generated ? `   (generated now, kept in ${path.relative(ROOT, dataDir)}/admin-credentials.json)` : ""}
 
+JWKS: http://127.0.0.1:${ports["identity"]!.admin}/.well-known/jwks.json; the checkout saga: docs/saga.md.
 Try the commands in README.md. Ctrl-C stops everything.
 `);
 

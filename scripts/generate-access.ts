@@ -14,15 +14,16 @@ import {
   PUBLIC,
   type AccessTable,
 } from "@meshwork/platform";
-import { access as audit } from "../services/audit/src/access.ts";
-import { access as identity } from "../services/identity/src/access.ts";
-import { access as orders } from "../services/orders/src/access.ts";
-import { access as payments } from "../services/payments/src/access.ts";
-import { access as presence } from "../services/presence/src/access.ts";
-import { access as shipping } from "../services/shipping/src/access.ts";
-import { ROOT } from "./lib/system.ts";
+import { loadServices, ROOT } from "./lib/services.ts";
 
-export const accessTables: Record<string, AccessTable> = { identity, presence, audit, orders, payments, shipping };
+/** Each service's access table (services/<name>/src/access.ts), for every service in the manifest. */
+export async function loadAccessTables(): Promise<Record<string, AccessTable>> {
+  const tables: Record<string, AccessTable> = {};
+  for (const { name } of [...loadServices()].sort((x, y) => x.rpcPort - y.rpcPort)) {
+    tables[name] = ((await import(path.join(ROOT, "services", name, "src", "access.ts"))) as { access: AccessTable }).access;
+  }
+  return tables;
+}
 
 export function renderAccessJson(tables: Record<string, AccessTable>): string {
   const services = Object.fromEntries(
@@ -50,7 +51,7 @@ export function renderCorsJson(): string {
 }
 
 if (import.meta.main) {
-  for (const [name, content] of [["access.json", renderAccessJson(accessTables)], ["cors.json", renderCorsJson()]] as const) {
+  for (const [name, content] of [["access.json", renderAccessJson(await loadAccessTables())], ["cors.json", renderCorsJson()]] as const) {
     const file = path.join(ROOT, "charts/meshwork/files", name);
     fs.writeFileSync(file, content);
     console.log(`wrote ${path.relative(ROOT, file)}`);

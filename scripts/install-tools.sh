@@ -54,9 +54,10 @@ go_build_static() { # name module/package@version
   current "$name" "$version" && return 0
   log "building $name $version statically (CGO_ENABLED=0 go install $spec)"
   local gobin="$TOOLS/build/static-$name"
-  mkdir -p "$gobin"
+  rm -rf "$gobin"; mkdir -p "$gobin"
   CGO_ENABLED=0 GOBIN="$gobin" GOFLAGS=-buildvcs=false go install -ldflags "-s -w" "$spec"
-  mv "$gobin/$(basename "${spec%@*}")" "$BIN/$name"
+  # go install names the binary after the package (nats-server for .../nats-server/v2): one file.
+  mv "$gobin"/* "$BIN/$name"
   stamp "$name" "$version"
 }
 

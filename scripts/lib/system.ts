@@ -3,30 +3,30 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { loadServices, ROOT } from "./services.ts";
 
 /**
  * Starts and stops the real processes of a local Meshwork: nats-server and each service. Used by
  * `make dev`, the integration tests and the benchmarks, so all three run the system the same way.
  */
 
-export const ROOT = path.resolve(import.meta.dirname, "../..");
-// Start order: audit last, since it is ready only once every stream it keeps exists.
-export const SERVICES = ["identity", "presence", "payments", "shipping", "orders", "audit"] as const;
-export type ServiceName = (typeof SERVICES)[number];
+export { ROOT };
 
-export const DEFAULT_PORTS: Record<ServiceName, { rpc: number; admin: number }> = {
-  identity: { rpc: 50051, admin: 9051 },
-  presence: { rpc: 50052, admin: 9052 },
-  audit: { rpc: 50053, admin: 9053 },
-  orders: { rpc: 50054, admin: 9054 },
-  payments: { rpc: 50055, admin: 9055 },
-  shipping: { rpc: 50056, admin: 9056 },
-};
+/** Every service from the manifest (each services/<name>/package.json), in start order. */
+export const MANIFEST = loadServices();
+export const SERVICES: readonly string[] = MANIFEST.map((service) => service.name);
+export type ServiceName = string;
 
-/** Where services find each other's RPC ports (orders calls identity, payments and shipping). */
+export const DEFAULT_PORTS: Record<ServiceName, { rpc: number; admin: number }> = Object.fromEntries(
+  MANIFEST.map((service) => [service.name, { rpc: service.rpcPort, admin: service.adminPort }]),
+);
+
+/** Where services find each other's RPC ports: `<NAME>_URL` for every service some service calls. */
 export function peerEnv(rpcPorts: Partial<Record<ServiceName, number>>): NodeJS.ProcessEnv {
-  const url = (name: ServiceName) => (rpcPorts[name] ? { [`${name.toUpperCase()}_URL`]: `http://127.0.0.1:${rpcPorts[name]}` } : {});
-  return { ...url("identity"), ...url("payments"), ...url("shipping") };
+  const called = new Set(MANIFEST.flatMap((service) => service.calls));
+  return Object.fromEntries(
+    [...called].filter((name) => rpcPorts[name]).map((name) => [`${name.toUpperCase().replaceAll("-", "_")}_URL`, `http://127.0.0.1:${rpcPorts[name]}`]),
+  );
 }
 
 export function natsServerBinary(): string {
@@ -122,6 +122,8 @@ export interface ServiceOptions {
   waitUntilReady?: boolean;
   /** Run the esbuild bundle (services/<name>/dist/main.mjs, scripts/bundle-services.ts) as images do, instead of the .ts sources. */
   bundled?: boolean;
+  /** How long to wait for /readyz (default 20 s). */
+  readyTimeoutMs?: number;
 }
 
 /** The node arguments that start a service: its bundle (as in images) or its TypeScript sources (make dev). */
@@ -150,12 +152,18 @@ export async function startService(options: ServiceOptions): Promise<ManagedProc
     },
   );
   if (options.waitUntilReady !== false) {
-    await Promise.race([
-      waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name),
-      service.exited.then((code) => {
-        throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
-      }),
-    ]);
+    try {
+      await Promise.race([
+        waitForReady(`http://127.0.0.1:${options.adminPort}/readyz`, options.name, options.readyTimeoutMs),
+        service.exited.then((code) => {
+          throw new Error(`${options.name} exited with ${code} before it was ready:\n${service.output()}`);
+        }),
+      ]);
+    } catch (error) {
+      // Nobody else holds this process yet: left running, it would outlive the run (and keep it open).
+      await service.stop("SIGKILL");
+      throw error;
+    }
   }
   return service;
 }

@@ -4,6 +4,7 @@ import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { SERVICES } from "../../scripts/lib/system.ts";
 
 interface K8sObject {
   kind: string;
@@ -28,7 +29,7 @@ interface PodSpec {
 }
 
 const rendered = resolve(import.meta.dirname, "../../charts/meshwork/examples/prod/rendered");
-const services = ["identity", "presence", "audit", "orders", "payments", "shipping"];
+const services = SERVICES;
 
 function load(dir: string): K8sObject[] {
   return readdirSync(dir).flatMap((entry) => {

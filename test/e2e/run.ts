@@ -24,6 +24,7 @@ const STATE = path.join(ROOT, ".data/cluster");
 const NAMESPACE = "meshwork";
 const INFRA = "meshwork-infra";
 const SWITCH = "meshwork-e2e-switch";
+const MESH = "meshwork-e2e-mesh";
 const RELEASE = "meshwork";
 const CHART = path.join(ROOT, "charts/meshwork");
 const DEV_VALUES = path.join(CHART, "values-dev.yaml");
@@ -201,10 +202,10 @@ spec:
 `;
 }
 
-async function deleteAndWait(kind: string, apiVersion: string, namespace: string | undefined, name: string) {
+async function deleteAndWait(kind: string, apiVersion: string, namespace: string | undefined, name: string, timeoutMs = 120_000) {
   const header = { apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } } as KubernetesObject;
   await cluster.objects.delete(header, undefined, undefined, 0, undefined, "Foreground").catch(() => undefined);
-  await eventually(`${kind} ${name} to be gone`, 60_000, async () =>
+  await eventually(`${kind} ${name} to be gone`, timeoutMs, async () =>
     (await cluster.objects.read(header as never).then(() => false, () => true)) ? true : undefined,
   );
 }
@@ -243,8 +244,11 @@ async function uninstallLeftovers() {
   for (const name of ["meshwork-identity-signing-keys", "meshwork-identity-admin"]) {
     await cluster.core.deleteNamespacedSecret({ namespace: NAMESPACE, name }).catch(() => undefined);
   }
-  const switchReleases = await cluster.helm("list", "-n", SWITCH, "-q").catch(() => "");
-  if (switchReleases.split("\n").includes(RELEASE)) await cluster.helm("uninstall", RELEASE, "-n", SWITCH, "--wait");
+  for (const namespace of [SWITCH, MESH]) {
+    const left = await cluster.helm("list", "-n", namespace, "-q").catch(() => "");
+    if (left.split("\n").includes(RELEASE)) await cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait");
+    await deleteAndWait("Namespace", "v1", undefined, namespace);
+  }
 }
 
 // --- the run ---------------------------------------------------------------------------------------------
@@ -426,6 +430,45 @@ spec: { hard: { pods: "0" } }
     await cluster.core.deleteNamespace({ name: SWITCH });
     return "prod -> dev -> prod upgrades accepted (operator Secrets and chart Secrets have distinct names)";
   }, SWITCH);
+
+  await step("mesh: istiod's validating webhook accepts the chart with mesh.enabled=true; the gateway is Programmed; istioctl analyze is clean", async () => {
+    await run(path.join(ROOT, "scripts/install-tools.sh"), ["istioctl"], { maxBuffer: 16 * 1024 * 1024 });
+    await run(path.join(ROOT, "scripts/cluster.sh"), ["istiod"], { maxBuffer: 16 * 1024 * 1024 });
+    // Envoy cannot be had here, so no pod of this release may start: a quota of zero pods.
+    await cluster.apply(`apiVersion: v1
+kind: Namespace
+metadata: { name: ${MESH}, labels: { app.kubernetes.io/part-of: meshwork, pod-security.kubernetes.io/enforce: baseline } }
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: { name: no-pods, namespace: ${MESH} }
+spec: { hard: { pods: "0" } }
+`);
+    cluster.ownNamespaces.add(MESH);
+    // The webhook is live: istiod refuses an invalid policy.
+    const invalid = { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "e2e-invalid", namespace: MESH }, spec: { action: "ALLOW", rules: [{ to: [{ operation: { methods: [""] } }] }] } };
+    await assert.rejects(cluster.objects.create(invalid, undefined, "All"), /denied the request/);
+    await cluster.helm("install", RELEASE, CHART, "-n", MESH, "-f", DEV_VALUES, "--timeout", "2m");
+    const gateway = await eventually("the Gateway to be Programmed", 120_000, async () => {
+      const object = (await cluster.objects.read({ apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", metadata: { name: "meshwork-gateway", namespace: MESH } })) as KubernetesObject & {
+        status?: { conditions?: { type: string; status: string; reason: string }[]; addresses?: { value: string }[] };
+      };
+      const programmed = object.status?.conditions?.find((condition) => condition.type === "Programmed");
+      if (programmed?.status === "True") return object;
+      if (programmed) throw new Error(`Programmed=${programmed.status} ${programmed.reason}`);
+      return undefined;
+    });
+    const service = await cluster.core.readNamespacedService({ namespace: MESH, name: "meshwork-gateway-istio" });
+    assert.equal(service.spec?.type, "ClusterIP", "mesh.gateway.serviceType: ClusterIP reached istiod");
+    const analyze = await run("istioctl", ["analyze", "--kubeconfig", path.join(STATE, "kubeconfig"), "-n", MESH], { env: process.env }).catch(
+      (error: Error & { stdout?: string; stderr?: string }) => {
+        throw new Error(`istioctl analyze: ${error.stdout ?? ""}${error.stderr ?? error.message}`);
+      },
+    );
+    await cluster.helm("uninstall", RELEASE, "-n", MESH, "--wait");
+    await cluster.core.deleteNamespace({ name: MESH });
+    return `invalid policy refused by istiod; release accepted; Gateway Programmed (${gateway.status?.addresses?.map((a) => a.value).join(", ")}), Service ClusterIP; istioctl analyze: ${analyze.stdout.trim() || analyze.stderr.trim()}`;
+  }, MESH);
 
   await step("helm uninstall leaves only what is kept on purpose", async () => {
     await cluster.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "3m");

@@ -1,24 +1,20 @@
 // The tools people already have, pointed at Meshwork's ports with nothing from this repository:
 // grpcurl and buf curl by server reflection alone, browsers through CORS, curl through Connect GET.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { cors } from "@connectrpc/connect";
-import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
-import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
-import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
-import { OrdersService } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
-import { PaymentsService } from "@meshwork/proto/meshwork/payments/v1/payments_pb.js";
-import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
-import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
-import { ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
-import { accessTables } from "../../scripts/generate-access.ts";
+import { loadAccessTables } from "../../scripts/generate-access.ts";
+
+const accessTables = await loadAccessTables();
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
-import { adminToken, TestSystem } from "../support/harness.ts";
+import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
 
 const run = promisify(execFile);
 const GRPCURL = path.join(ROOT, ".tools/bin/grpcurl");
@@ -26,18 +22,8 @@ const BUF = path.join(ROOT, "node_modules/.bin/buf");
 const ALLOWED_ORIGIN = "http://localhost:5173";
 const REFLECTION = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
-/** Every unary method a port serves, looked up from the service's own access table. */
-const UNARY_SERVICES: DescService[] = [
-  Health,
-  IdentityService,
-  PresenceService,
-  PresenceServiceV2,
-  PresenceAdminService,
-  AuditService,
-  OrdersService,
-  PaymentsService,
-  ShippingService,
-];
+/** Every protobuf service the generated code defines, by full name: what a port may serve. */
+const GENERATED_SERVICES = await generatedServices();
 
 /**
  * The reads marked `idempotency_level = NO_SIDE_EFFECTS`. Pinned here because buf breaking does not
@@ -46,6 +32,7 @@ const UNARY_SERVICES: DescService[] = [
 const SIDE_EFFECT_FREE = [
   "/meshwork.audit.v1.AuditService/GetEvent",
   "/meshwork.audit.v1.AuditService/ListEvents",
+  "/meshwork.audit.v1.DeadLetterService/ListDeadLetters",
   "/meshwork.identity.v1.IdentityService/GetJwks",
   "/meshwork.orders.v1.OrdersService/GetOrder",
   "/meshwork.presence.v1.PresenceService/GetOnlineCount",
@@ -53,6 +40,18 @@ const SIDE_EFFECT_FREE = [
   "/meshwork.presence.v2.PresenceService/GetPresenceSummary",
   "/meshwork.presence.v2.PresenceService/ListOnlineUsers",
 ];
+
+async function generatedServices(): Promise<Map<string, DescService>> {
+  const dir = path.join(ROOT, "proto/gen");
+  const services = new Map<string, DescService>();
+  for (const file of fs.readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith("_pb.js"))) {
+    const module = (await import(pathToFileURL(path.join(dir, file)).href)) as Record<string, unknown>;
+    for (const value of Object.values(module)) {
+      if ((value as DescService | undefined)?.kind === "service") services.set((value as DescService).typeName, value as DescService);
+    }
+  }
+  return services;
+}
 
 function servedServices(name: ServiceName): string[] {
   return [...new Set(Object.keys(accessTables[name]!.methods).map((rpcPath) => rpcPath.split("/")[1]!))].sort();
@@ -62,8 +61,8 @@ function unaryMethods(name: ServiceName): { path: string; method: DescMethod }[]
   return Object.keys(accessTables[name]!.methods).flatMap((rpcPath) => {
     const [, serviceName, methodName] = rpcPath.split("/");
     if (REFLECTION.includes(serviceName!)) return [];
-    const service = UNARY_SERVICES.find((candidate) => candidate.typeName === serviceName);
-    assert.ok(service, `${rpcPath}: add ${serviceName} to UNARY_SERVICES`);
+    const service = GENERATED_SERVICES.get(serviceName!);
+    assert.ok(service, `${rpcPath}: no generated service ${serviceName}`);
     const method = service.methods.find((candidate) => candidate.name === methodName);
     assert.ok(method, `${rpcPath} is not in ${serviceName}`);
     return method.methodKind === "unary" ? [{ path: rpcPath, method }] : [];
@@ -222,15 +221,17 @@ describe("clients people already have", function () {
       }, member)) as { order: { id: string } };
       const events = (await post("audit", "/meshwork.audit.v1.AuditService/ListEvents", { pageSize: 1 }, admin)) as { events: { id: string }[] };
       assert.ok(events.events[0], "audit has at least one event");
-      const requests: Record<string, { service: ServiceName; message: unknown; token?: string; cacheControl: string }> = {
+      // `empty`: a healthy system has nothing to list, and proto3 JSON answers an empty list as {}.
+      const requests: Record<string, { service: ServiceName; message: unknown; token?: string; cacheControl: string; empty?: true }> = {
         "/meshwork.identity.v1.IdentityService/GetJwks": { service: "identity", message: {}, cacheControl: "public, max-age=60" },
-        "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "private, no-store" },
-        "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.audit.v1.AuditService/GetEvent": { service: "audit", message: { id: events.events[0].id }, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.presence.v1.PresenceService/GetOnlineCount": { service: "presence", message: {}, token: member, cacheControl: "private, no-store" },
-        "/meshwork.presence.v1.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "private, no-store" },
-        "/meshwork.presence.v2.PresenceService/GetPresenceSummary": { service: "presence", message: {}, token: member, cacheControl: "private, no-store" },
-        "/meshwork.presence.v2.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "private, no-store" },
+        "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "no-store" },
+        "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "no-store" },
+        "/meshwork.audit.v1.DeadLetterService/ListDeadLetters": { service: "audit", message: {}, token: admin, cacheControl: "no-store", empty: true },
+        "/meshwork.audit.v1.AuditService/GetEvent": { service: "audit", message: { id: events.events[0].id }, token: admin, cacheControl: "no-store" },
+        "/meshwork.presence.v1.PresenceService/GetOnlineCount": { service: "presence", message: {}, token: member, cacheControl: "no-store" },
+        "/meshwork.presence.v1.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "no-store" },
+        "/meshwork.presence.v2.PresenceService/GetPresenceSummary": { service: "presence", message: {}, token: member, cacheControl: "no-store" },
+        "/meshwork.presence.v2.PresenceService/ListOnlineUsers": { service: "presence", message: {}, token: admin, cacheControl: "no-store" },
       };
       assert.deepEqual(Object.keys(requests).sort(), SIDE_EFFECT_FREE);
       for (const [rpcPath, request] of Object.entries(requests)) {
@@ -238,7 +239,7 @@ describe("clients people already have", function () {
         const body = await res.text();
         assert.equal(res.status, 200, `GET ${rpcPath}: ${res.status} ${body}`);
         assert.equal(res.headers.get("cache-control"), request.cacheControl, `GET ${rpcPath}: Cache-Control`);
-        assert.ok(Object.keys(JSON.parse(body) as object).length > 0, `GET ${rpcPath} answered ${body}`);
+        assert.equal(Object.keys(JSON.parse(body) as object).length === 0, request.empty === true, `GET ${rpcPath} answered ${body}`);
       }
       // The same answer as POST, for reads that cannot change in between.
       const jwksRequest = requests["/meshwork.identity.v1.IdentityService/GetJwks"]!;
@@ -269,4 +270,46 @@ describe("clients people already have", function () {
       assert.ok(checked >= 10, `checked ${checked} POST-only methods`);
     });
   });
+
+  describe("the chart's NOTES.txt", () => {
+    it("prints grpcurl and curl commands that work against a service, as printed", async () => {
+      const commands = notesCommands();
+      assert.ok(commands.some((command) => command.startsWith("grpcurl -plaintext localhost:50051 list")), commands.join("\n"));
+      assert.ok(commands.some((command) => command.includes("GetJwks?encoding=json")), "a Connect GET");
+      for (const command of commands) {
+        // NOTES point at a port-forward of identity, or the gateway that routes this path to it;
+        // here identity listens elsewhere.
+        const runnable = command
+          .replaceAll("localhost:50051", address("identity"))
+          .replace(/\$GATEWAY:\d+/g, address("identity")).replaceAll('"password":"..."', `"password":"${ADMIN.password}"`);
+        const { stdout } = await run("bash", ["-e", "-o", "pipefail", "-c", runnable], { env: { ...process.env, PATH: `${path.dirname(GRPCURL)}:${process.env["PATH"]}` } });
+        assert.match(stdout, /meshwork\.identity\.v1\.IdentityService|"status": "SERVING"|accessToken|jwksJson/, `${command}\nprinted: ${stdout}`);
+      }
+    });
+  });
 });
+
+/** The grpcurl and curl commands NOTES.txt prints after `helm install` (continuation lines joined). */
+function notesCommands(): string[] {
+  // helm template does not render NOTES.txt, so render a copy of it as a manifest of a copied chart.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-notes-"));
+  try {
+    const chart = path.join(dir, "meshwork");
+    fs.cpSync(path.join(ROOT, "charts/meshwork"), chart, { recursive: true });
+    fs.renameSync(path.join(chart, "templates/NOTES.txt"), path.join(chart, "files/notes.txt"));
+    fs.writeFileSync(path.join(chart, "templates/notes.yaml"), 'notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n');
+    const helm = fs.existsSync(path.join(ROOT, ".tools/bin/helm")) ? path.join(ROOT, ".tools/bin/helm") : "helm";
+    const rendered = execFileSync(
+      helm,
+      ["template", "meshwork", chart, "-n", "meshwork", "--kube-version", "1.35.0", "-f", path.join(chart, "values-dev.yaml"), "--set", `identity.admin.email=${ADMIN.email}`, "--show-only", "templates/notes.yaml"],
+      { encoding: "utf8" },
+    );
+    const notes = (JSON.parse(rendered.replace(/^---\n# Source: .*\n/, "").replace(/^notes: /, "")) as string).replace(/\\\n\s*/g, "");
+    return notes
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => /^(grpcurl|curl) /.test(line));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

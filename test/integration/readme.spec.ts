@@ -15,7 +15,7 @@ const EXPECTED: RegExp[][] = [
   // sign up; TOKEN from sign in (printed by the block's last line below)
   [/"email":"ada@example\.com"/, /^TOKEN=ey[\w-]+\.[\w-]+\.[\w-]+$/m],
   // online count: POST, then GET with its headers
-  [/\{"count":"1"\}/, /HTTP\/1\.1 200 OK/, /cache-control: private, no-store/i],
+  [/\{"count":"1"\}/, /HTTP\/1\.1 200 OK/, /cache-control: no-store/i],
   // grpcurl by reflection alone
   [
     /^meshwork\.presence\.v1\.PresenceService$/m,
@@ -32,7 +32,7 @@ const EXPECTED: RegExp[][] = [
 ];
 
 describe("README: Try it", function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-readme-"));
   const dataDir = path.join(home, ".data");
   let offset = 0;
@@ -41,9 +41,12 @@ describe("README: Try it", function () {
   before(async () => {
     offset = await freeOffset();
     dev = spawnManaged("dev", process.execPath, ["scripts/dev.ts"], {
-      env: { MESHWORK_DEV_DATA_DIR: dataDir, MESHWORK_DEV_PORT_OFFSET: String(offset), MESHWORK_ADMIN_PASSWORD: "", MESHWORK_ADMIN_EMAIL: "" },
+      env: { MESHWORK_DEV_DATA_DIR: dataDir, MESHWORK_DEV_PORT_OFFSET: String(offset), MESHWORK_ADMIN_PASSWORD: "", MESHWORK_ADMIN_EMAIL: "",
+        // make-dev.spec.ts times the start; this test only needs the system up.
+        MESHWORK_DEV_READY_TIMEOUT_MS: "90000",
+      },
     });
-    await waitFor(() => /Meshwork is up in/.test(dev!.output()) || dev!.child.exitCode !== null, "make dev", 60_000, 100);
+    await waitFor(() => /Meshwork is up in/.test(dev!.output()) || dev!.child.exitCode !== null, "make dev", 100_000, 100);
     assert.match(dev.output(), /Meshwork is up in/, dev.output());
   });
   after(async () => {
@@ -60,7 +63,7 @@ describe("README: Try it", function () {
     const script = blocks
       .map((block, index) => {
         const code = withPorts(block.code, (port) => port + offset).replaceAll(".data/admin-credentials.json", path.join(dataDir, "admin-credentials.json"));
-        const after = index === 0 ? 'echo "TOKEN=$TOKEN"\n' : "";
+        const after = index === 0 ? 'echo; echo "TOKEN=$TOKEN"\n' : "";
         return `echo "::block ${index}"\n${code}\n${after}echo; echo "::end ${index}"`;
       })
       .join("\n");

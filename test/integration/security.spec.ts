@@ -220,7 +220,8 @@ describe("sign-in timing", function () {
 
 describe("throttling by source address", function () {
   this.timeout(60_000);
-  const system = new TestSystem({ services: ["identity"], env: { identity: { THROTTLE_ADDRESS_FAILURES: "5" } } });
+  // As behind the Istio gateway: one trusted proxy appends the client's address to X-Forwarded-For.
+  const system = new TestSystem({ services: ["identity"], env: { identity: { THROTTLE_ADDRESS_FAILURES: "5", TRUSTED_PROXY_HOPS: "1" } } });
   before(() => system.start());
   after(() => system.stop());
 
@@ -235,5 +236,22 @@ describe("throttling by source address", function () {
       assert.ok(Number(error.metadata.get("retry-after")) > 0);
       return true;
     });
+  });
+
+  it("counts the address the trusted proxy saw: one client behind the gateway cannot lock out another, nor escape by forging the header", async () => {
+    const identity = system.client(IdentityService, "identity");
+    await identity.signUp({ email: "behind-gateway@example.com", password: "behind-gateway-passphrase", displayName: "Behind" });
+    // The attacker forges a leftmost entry; the gateway appends the address it really saw.
+    const attacker = (forged: string) => ({ headers: { "x-forwarded-for": `${forged}, 203.0.113.66` } });
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await assert.rejects(
+        identity.signIn({ email: `gateway-spray-${attempt}@example.com`, password: "password-spray-guess" }, attacker(`198.51.100.${attempt}`)),
+        (error: ConnectError) => error.code === Code.Unauthenticated,
+      );
+    }
+    await assert.rejects(identity.signIn({ email: "behind-gateway@example.com", password: "behind-gateway-passphrase" }, attacker("198.51.100.200")), (error: ConnectError) => error.code === Code.ResourceExhausted);
+    const otherClient = { headers: { "x-forwarded-for": "203.0.113.7" } };
+    const answer = await identity.signIn({ email: "behind-gateway@example.com", password: "behind-gateway-passphrase" }, otherClient);
+    assert.ok(answer.accessToken, "another client, through the same proxy, is not throttled");
   });
 });

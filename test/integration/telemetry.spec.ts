@@ -119,21 +119,27 @@ describe("OpenTelemetry across processes", function () {
     const metric = async (service: "identity" | "presence", pattern: RegExp) => {
       const text = await (await fetch(`${system.adminUrl(service)}/metrics`)).text();
       const match = text.split("\n").find((line) => pattern.test(line));
-      // A missing series is NaN, so every assertion below fails when the metric is not exported.
-      return match ? Number(match.split(" ").at(-1)) : Number.NaN;
+      return match === undefined ? undefined : Number(match.split(" ").at(-1));
     };
-    const signIns = () => metric("identity", /^meshwork_identity_sign_ins_total\{.*outcome="success"/);
-    const consumed = () => metric("presence", /^meshwork_events_consumed_total\{.*consumer="presence-projection".*outcome="applied"/);
-    const signInsBefore = await signIns();
-    const consumedBefore = await consumed();
+    /** A series that must be exported: a missing one fails here (NaN arithmetic would compare equal). */
+    const exported = async (service: "identity" | "presence", pattern: RegExp) => {
+      const value = await metric(service, pattern);
+      assert.ok(value !== undefined && Number.isFinite(value), `${service} exports ${pattern}`);
+      return value;
+    };
+    const signIns = /^meshwork_identity_sign_ins_total\{.*outcome="success"/;
+    const consumed = /^meshwork_events_consumed_total\{.*consumer="presence-projection".*outcome="applied"/;
+    // Before any sign-in of this test a series may not exist yet: it counts as zero.
+    const signInsBefore = (await metric("identity", signIns)) ?? 0;
+    const consumedBefore = (await metric("presence", consumed)) ?? 0;
     const n = 7;
     for (let index = 0; index < n; index++) await system.signIn(`metrics-${index}@example.com`, `metrics-passphrase-${index}`);
-    await waitFor(async () => (await consumed()) === consumedBefore + n, "presence to consume them", 5_000, 100);
-    assert.equal(await signIns(), signInsBefore + n);
-    assert.equal(await consumed(), consumedBefore + n);
-    const rpc = await metric("identity", /^rpc_server_duration_count\{.*rpc_method="SignIn".*code="ok"/);
+    await waitFor(async () => (await metric("presence", consumed)) === consumedBefore + n, "presence to consume them", 5_000, 100);
+    assert.equal(await exported("identity", signIns), signInsBefore + n);
+    assert.equal(await exported("presence", consumed), consumedBefore + n);
+    const rpc = await exported("identity", /^rpc_server_duration_count\{.*rpc_method="SignIn".*code="ok"/);
     assert.ok(rpc >= n);
-    assert.equal(await metric("identity", /^meshwork_outbox_backlog\{/), 0, "every committed event has been published");
-    assert.ok((await metric("identity", /^meshwork_events_published_total/)) > 0);
+    assert.equal(await exported("identity", /^meshwork_outbox_backlog\{/), 0, "every committed event has been published");
+    assert.ok((await exported("identity", /^meshwork_events_published_total/)) > 0);
   });
 });

@@ -15,6 +15,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ $v.telemetry.otlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .name | quote }}
 SHUTDOWN_GRACE_MS: {{ $v.shutdownGraceMs | quote }}
 CORS_ALLOWED_ORIGINS: {{ join "," $v.cors.allowedOrigins | quote }}
+{{- /* Behind the gateway every connection comes from the sidecar; the gateway's X-Forwarded-For entry names the client. */}}
+TRUSTED_PROXY_HOPS: {{ ternary "1" "0" (and $v.mesh.enabled $v.mesh.gateway.enabled) | quote }}
 {{- /* The service's own settings from values; rendered with tpl, so they may follow other values. */}}
 {{- range $key, $value := .svc.env }}
 {{ $key }}: {{ tpl (toString $value) $.root | quote }}

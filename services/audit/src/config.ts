@@ -1,9 +1,8 @@
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const auditConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50053),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9053),
+  ...manifestPorts(import.meta.url),
   /** The event streams audit keeps, comma-separated. Each gets its own durable consumer. */
   AUDIT_STREAMS: z
     .string()

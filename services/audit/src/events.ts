@@ -1,4 +1,4 @@
-import { defineConsumer, type ReceivedEvent } from "@meshwork/platform";
+import { defineConsumer, type RawEvent } from "@meshwork/platform";
 import type { Transaction } from "kysely";
 import { userIdOf } from "./domain/redaction.ts";
 import { decodePayload } from "./payloads.ts";
@@ -7,7 +7,7 @@ import { storeEvent, type AuditDatabase, type AuditTables } from "./store.ts";
 /** audit publishes nothing; one durable consumer per stream keeps every event as received. */
 export function auditConsumers(streams: string[]) {
   return streams.map((stream) =>
-    defineConsumer<AuditTables, never>({
+    defineConsumer<AuditTables>({
       name: `audit-${stream.toLowerCase()}`,
       stream,
       filterSubjects: [],
@@ -18,7 +18,7 @@ export function auditConsumers(streams: string[]) {
   );
 }
 
-async function keep(stream: string, event: ReceivedEvent<unknown>, trx: Transaction<AuditDatabase>): Promise<void> {
+async function keep(stream: string, event: RawEvent, trx: Transaction<AuditDatabase>): Promise<void> {
   await storeEvent(trx, {
     id: event.id,
     type: event.type,

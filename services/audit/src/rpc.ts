@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { InvalidArgumentError, NotFoundError, requirePrincipal, type Principal, type ServiceContext } from "@meshwork/platform";
+import { NotFoundError, requirePrincipal, type Principal, type ServiceContext } from "@meshwork/platform";
 import { AuditEventSchema, AuditService, GetEventResponseSchema, ListEventsResponseSchema, type AuditEvent } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import type { AuditConfig } from "./config.ts";
 import { decodePageToken, encodePageToken, pageSize } from "./domain/paging.ts";
@@ -32,7 +32,6 @@ export function auditRoutes(context: ServiceContext<AuditTables, AuditConfig>) {
         });
       },
       async getEvent(req, ctx) {
-        if (!req.id) throw new InvalidArgumentError("missing required field: id");
         const row = await getEvent(db, req.id);
         if (!row) throw new NotFoundError("no event with this id");
         return create(GetEventResponseSchema, { event: toAuditEvent(row, requirePrincipal(ctx)) });

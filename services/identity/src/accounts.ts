@@ -20,7 +20,7 @@ import {
 import { trace, type Meter } from "@opentelemetry/api";
 import { SignJWT } from "jose";
 import type { IdentityConfig } from "./config.ts";
-import { checkPasswordPolicy, checkSignInInput, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
+import { canonicalEmail, checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
 import { userEvents } from "./events.ts";
@@ -84,8 +84,8 @@ export class Accounts {
   }
 
   async signIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
-    checkSignInInput(input.email, input.password);
-    const email = input.email.trim().toLowerCase();
+    // Canonical, not validated: sign-in tells an attacker nothing about what an address may be.
+    const email = canonicalEmail(input.email);
     const wait = Math.max(this.accountThrottle.retryAfterSeconds(email), this.addressThrottle.retryAfterSeconds(clientAddress));
     if (wait > 0) {
       this.signIns.add(1, { outcome: "throttled" });

@@ -1,10 +1,9 @@
 import path from "node:path";
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const identityConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50051),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9051),
+  ...manifestPorts(import.meta.url),
   /** A JWK set of EC P-256 private keys, or one PEM key; created for local development when absent. */
   SIGNING_KEYS_FILE: z.string().optional(),
   ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),

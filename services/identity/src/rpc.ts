@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { clientAddressKey, InvalidArgumentError, requirePrincipal } from "@meshwork/platform";
+import { clientAddressKey, requirePrincipal } from "@meshwork/platform";
 import {
   GetJwksResponseSchema,
   IdentityService,
@@ -16,17 +16,15 @@ import type { Accounts } from "./accounts.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import type { UserRecord } from "./store.ts";
 
-/** Thin handlers: check the shape of the request, call the use case, shape the answer. */
+/** Thin handlers: the platform has checked the request against its contract rules; call the use case, shape the answer. */
 export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
   return (router: ConnectRouter) =>
     router.service(IdentityService, {
       async signUp(req) {
-        required({ email: req.email, password: req.password, display_name: req.displayName });
         const user = await accounts.signUp({ email: req.email, password: req.password, displayName: req.displayName });
         return create(SignUpResponseSchema, { user: toUser(user) });
       },
       async signIn(req, ctx) {
-        required({ email: req.email, password: req.password });
         const result = await accounts.signIn({ email: req.email, password: req.password }, ctx.values.get(clientAddressKey));
         return create(SignInResponseSchema, {
           accessToken: result.accessToken,
@@ -39,7 +37,6 @@ export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
         return create(SignOutResponseSchema, {});
       },
       async setUserRoles(req, ctx) {
-        required({ user_id: req.userId });
         const user = await accounts.setRoles(req.userId, req.roles, requirePrincipal(ctx));
         return create(SetUserRolesResponseSchema, { user: toUser(user) });
       },
@@ -47,11 +44,6 @@ export function identityRoutes(accounts: Accounts, keys: SigningKeys) {
         return create(GetJwksResponseSchema, { jwksJson: JSON.stringify(keys.jwks()) });
       },
     });
-}
-
-function required(fields: Record<string, string>): void {
-  const missing = Object.entries(fields).filter(([, value]) => value.trim() === "").map(([name]) => name);
-  if (missing.length > 0) throw new InvalidArgumentError(`missing required field${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}`);
 }
 
 function toUser(user: UserRecord): User {

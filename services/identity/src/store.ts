@@ -80,11 +80,6 @@ export async function endSession(db: Db, sessionId: string, userId: string): Pro
   return Number(result.numUpdatedRows) === 1;
 }
 
-export async function countUsers(db: Db): Promise<number> {
-  const row = await db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("count")).executeTakeFirst();
-  return Number(row?.count ?? 0);
-}
-
 function toUser(row: IdentityTables["users"]): UserRecord {
   return { id: row.id, email: row.email, displayName: row.display_name, passwordHash: row.password_hash, roles: JSON.parse(row.roles) as Role[] };
 }

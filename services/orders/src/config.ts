@@ -1,9 +1,8 @@
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const ordersConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50054),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9054),
+  ...manifestPorts(import.meta.url),
   /** Where the saga's steps go. */
   PAYMENTS_URL: z.string().url().default("http://127.0.0.1:50055"),
   SHIPPING_URL: z.string().url().default("http://127.0.0.1:50056"),

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { InvalidArgumentError, requirePrincipal } from "@meshwork/platform";
+import { requirePrincipal } from "@meshwork/platform";
 import {
   GetOrderResponseSchema,
   OrderItemSchema,
@@ -24,13 +24,13 @@ const STATES: Record<State, OrderState> = {
   CANCELLED: OrderState.CANCELLED,
 };
 
-/** Thin handlers: shape the request for the use case, shape its answer. */
+/** Thin handlers: the platform has checked the request against its contract rules; shape it for the use case, shape its answer. */
 export function ordersRoutes(orders: Orders) {
   return (router: ConnectRouter) =>
     router.service(OrdersService, {
       async placeOrder(req, ctx) {
-        const address = req.shippingAddress;
-        if (!address) throw new InvalidArgumentError("missing required field: shipping_address");
+        // The contract requires shipping_address; the default only satisfies the type.
+        const address = req.shippingAddress ?? create(ShippingAddressSchema);
         const order = await orders.place(requirePrincipal(ctx), {
           items: req.items.map((item) => ({ sku: item.sku, quantity: item.quantity, unitPriceCents: Number(item.unitPriceCents) })),
           currency: (req.currency || "EUR").trim().toUpperCase(),

@@ -1,9 +1,8 @@
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const paymentsConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50055),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9055),
+  ...manifestPorts(import.meta.url),
   /** The stand-in for a card network's answer: charges above this amount (cents) are declined. */
   PAYMENTS_DECLINE_ABOVE_CENTS: z.coerce.number().int().min(0).default(100_000),
 });

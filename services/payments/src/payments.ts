@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { InvalidArgumentError, NotFoundError, uuidv7, type ServiceContext } from "@meshwork/platform";
+import { NotFoundError, uuidv7, type ServiceContext } from "@meshwork/platform";
 import { PaymentEvent_ChargedSchema, PaymentEvent_RefundedSchema } from "@meshwork/proto/meshwork/payments/v1/events_pb.js";
 import type { PaymentsConfig } from "./config.ts";
-import { assertSameCharge, checkChargeInput, declineReason, PaymentDeclinedError, type ChargeInput, type PaymentRecord } from "./domain/charges.ts";
+import { assertSameCharge, declineReason, PaymentDeclinedError, type ChargeInput, type PaymentRecord } from "./domain/charges.ts";
 import { paymentEvents } from "./events.ts";
 import { findByChargeKey, findById, insertPayment, markRefunded, type PaymentsTables } from "./store.ts";
 
@@ -19,7 +19,6 @@ export class Payments {
   }
 
   async charge(input: ChargeInput): Promise<PaymentRecord> {
-    checkChargeInput(input);
     const { db } = this.context.database;
     const existing = await findByChargeKey(db, input.idempotencyKey);
     if (existing) {
@@ -63,7 +62,6 @@ export class Payments {
   }
 
   async refund(input: { idempotencyKey: string; paymentId: string; reason: string }): Promise<PaymentRecord> {
-    if (!input.idempotencyKey.trim() || !input.paymentId.trim()) throw new InvalidArgumentError("missing required fields: idempotency_key, payment_id");
     const { db } = this.context.database;
     const payment = await findById(db, input.paymentId);
     if (!payment) throw new NotFoundError("no such payment");

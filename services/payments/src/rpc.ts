@@ -12,7 +12,7 @@ import {
 import type { PaymentRecord } from "./domain/charges.ts";
 import type { Payments } from "./payments.ts";
 
-/** Thin handlers: shape the request for the use case, shape its answer. */
+/** Thin handlers: the platform has checked the request against its contract rules; shape it for the use case, shape its answer. */
 export function paymentsRoutes(payments: Payments) {
   return (router: ConnectRouter) =>
     router.service(PaymentsService, {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { parseFaults } from "./faults.ts";
@@ -41,6 +42,8 @@ export const baseConfigSchema = z.object({
       }
     }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  /** Proxies in front that append the client's address to X-Forwarded-For: 1 behind the Istio gateway. */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /** Faults to inject, for tests and chaos drills (faults.ts, docs/operations.md); empty in normal operation. */
   MESHWORK_FAULTS: z
     .string()
@@ -55,6 +58,20 @@ export const baseConfigSchema = z.object({
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * RPC_PORT and ADMIN_PORT defaulting to the service's `make dev` ports from the services manifest
+ * (the `meshwork` field of its package.json, next to src/), so the ports are written once.
+ * `configModuleUrl` is the service's config.ts (`import.meta.url`).
+ */
+export function manifestPorts(configModuleUrl: string) {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", configModuleUrl), "utf8")) as { meshwork?: { rpcPort?: number; adminPort?: number } };
+  const { rpcPort, adminPort } = manifest.meshwork ?? {};
+  if (rpcPort === undefined || adminPort === undefined) throw new ConfigError(`${new URL("../package.json", configModuleUrl).pathname}: "meshwork" needs rpcPort and adminPort`);
+  return { RPC_PORT: port.default(rpcPort), ADMIN_PORT: port.default(adminPort) };
+}
 
 export class ConfigError extends Error {
   override name = "ConfigError";

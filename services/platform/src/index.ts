@@ -1,4 +1,4 @@
-export { baseConfigSchema, loadConfig, databaseUrlFor, ConfigError, type BaseConfig } from "./config.ts";
+export { baseConfigSchema, loadConfig, databaseUrlFor, manifestPorts, ConfigError, type BaseConfig } from "./config.ts";
 export { createLogger, type Logger } from "./logger.ts";
 export {
   DomainError,
@@ -15,11 +15,11 @@ export { uuidv7 } from "./ids.ts";
 export { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
 export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
 export { eventEmitter, type EventEmitter, type EventEnvelopeMessage } from "./events/emitter.ts";
-export { defineConsumer, ConsumerRunner, type ConsumerSpec, type ReceivedEvent } from "./events/consumer.ts";
+export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
 export { defineAccess, rulesFor, PUBLIC, SIGNED_IN, ROLES, type Role, type AccessTable, type MethodAccess } from "./auth/access.ts";
-export { principalKey, bearerTokenKey, requirePrincipal } from "./auth/authorize.ts";
+export { principalKey, requirePrincipal } from "./auth/authorize.ts";
 export { createTokenVerifier, localKeys, remoteKeys, InvalidTokenError, type Principal } from "./auth/verifier.ts";
 export { clientAddressKey } from "./rpc/client-address.ts";
 export { runService, type ServiceContext, type ServiceDefinition, type ServiceParts, type RunningService } from "./service.ts";
@@ -30,4 +30,4 @@ export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dea
 export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
 export { type Deprecation } from "./rpc/deprecation.ts";
 export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
-export { PERSONAL_CACHE_CONTROL } from "./rpc/cache-control.ts";
+export { contractViolations } from "./rpc/validation.ts";

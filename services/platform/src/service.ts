@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { jetstream } from "@nats-io/jetstream";
 import type { Kysely, Transaction } from "kysely";
 import { startAdminServer, type AdminRoute } from "./admin.ts";
 import type { AccessTable } from "./auth/access.ts";
@@ -7,7 +8,7 @@ import { createTokenVerifier, remoteKeys } from "./auth/verifier.ts";
 import type { JWTVerifyGetKey } from "jose";
 import { databaseUrlFor, type BaseConfig } from "./config.ts";
 import { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
-import { ConsumerRunner, type AnyConsumerSpec } from "./events/consumer.ts";
+import { ConsumerRunner, type ConsumerSpec } from "./events/consumer.ts";
 import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
@@ -46,7 +47,7 @@ export interface ServiceContext<Tables, Config extends BaseConfig = BaseConfig> 
 export interface ServiceParts<Tables> {
   routes(router: ConnectRouter): void;
   adminRoutes?: Record<string, AdminRoute>;
-  consumers?: AnyConsumerSpec<Tables>[];
+  consumers?: ConsumerSpec<Tables>[];
   /** Background work, started once the service serves and stopped before anything it uses closes. */
   workers?: Worker[];
   /** How to verify access tokens; by default identity's JWKS over HTTP. */
@@ -65,7 +66,7 @@ export interface ServiceDefinition<Tables, Config extends BaseConfig> {
   deprecations?: Record<string, Deprecation>;
   /**
    * Cache-Control for Connect GET answers of side-effect-free methods, by RPC path, for answers
-   * that are the same for everyone; every other GET answer is `private, no-store`.
+   * that are the same for everyone; every other GET answer is `no-store`.
    */
   cacheControl?: Record<string, string>;
   /** Streams this service produces to; created or updated at every start. */
@@ -106,7 +107,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   const relay = new OutboxRelay({
     db: database.db as unknown as Kysely<PlatformTables>,
     isPostgres: database.kind === "postgres",
-    connection: nats.connection,
+    publisher: jetstream(nats.connection, { timeout: 5_000 }),
     source: `meshwork/${name}`,
     log: log.child({ component: "outbox" }),
     faults: parseFaults(config.MESHWORK_FAULTS),
@@ -149,6 +150,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
+    trustedProxyHops: config.TRUSTED_PROXY_HOPS,
     allowedOrigins: config.CORS_ALLOWED_ORIGINS,
     ...serverPipeline({
       services: definition.services,

@@ -1,9 +1,8 @@
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const presenceConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50052),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9052),
+  ...manifestPorts(import.meta.url),
   /** How often expired sessions are swept from the projection. */
   EXPIRY_SWEEP_SECONDS: z.coerce.number().int().min(1).default(60),
   /** How often the projection is read while someone watches the count (WatchOnlineCount). */

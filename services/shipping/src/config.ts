@@ -1,9 +1,8 @@
-import { baseConfigSchema, loadConfig } from "@meshwork/platform";
+import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
 
 const shippingConfigSchema = baseConfigSchema.extend({
-  RPC_PORT: z.coerce.number().int().min(0).max(65535).default(50056),
-  ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(9056),
+  ...manifestPorts(import.meta.url),
   /** Country codes shipping cannot serve, comma-separated: a shipment there fails (and the saga refunds). */
   SHIPPING_UNSERVICEABLE_COUNTRIES: z
     .string()

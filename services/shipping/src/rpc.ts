@@ -4,11 +4,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { AddressSchema, CreateShipmentResponseSchema, ShipmentSchema, ShippingService } from "@meshwork/proto/meshwork/shipping/v1/shipping_pb.js";
 import type { Shipments } from "./shipments.ts";
 
-/** Thin handlers: shape the request for the use case, shape its answer. */
+/** Thin handlers: the platform has checked the request against its contract rules; shape it for the use case, shape its answer. */
 export function shippingRoutes(shipments: Shipments) {
   return (router: ConnectRouter) =>
     router.service(ShippingService, {
       async createShipment(req) {
+        // The contract requires the address; the defaults only satisfy the type.
         const address = req.address;
         const shipment = await shipments.create({
           idempotencyKey: req.idempotencyKey,

@@ -3,7 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { uuidv7, type ServiceContext } from "@meshwork/platform";
 import { ShipmentEvent_CreatedSchema } from "@meshwork/proto/meshwork/shipping/v1/events_pb.js";
 import type { ShippingConfig } from "./config.ts";
-import { assertSameShipment, assertServiceable, checkShipmentInput, newTrackingNumber, type ShipmentInput, type ShipmentRecord } from "./domain/shipments.ts";
+import { assertSameShipment, assertServiceable, newTrackingNumber, type ShipmentInput, type ShipmentRecord } from "./domain/shipments.ts";
 import { shipmentEvents } from "./events.ts";
 import { findByKey, insertShipment, type ShippingTables } from "./store.ts";
 
@@ -16,7 +16,6 @@ export class Shipments {
   }
 
   async create(input: ShipmentInput): Promise<ShipmentRecord> {
-    checkShipmentInput(input);
     const { db } = this.context.database;
     const existing = await findByKey(db, input.idempotencyKey);
     if (existing) {

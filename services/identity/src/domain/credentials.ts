@@ -6,8 +6,13 @@ const MAX_PASSWORD_LENGTH = 256;
 const MAX_DISPLAY_NAME_LENGTH = 100;
 
 /** Emails compare case-insensitively and without surrounding space: one account per mailbox. */
+export function canonicalEmail(raw: string): string {
+  return raw.trim().toLowerCase();
+}
+
+/** The canonical form of an email a new account may use; anything that is not an address is refused. */
 export function normaliseEmail(raw: string): string {
-  const email = raw.trim().toLowerCase();
+  const email = canonicalEmail(raw);
   if (email.length > 254 || !EMAIL.test(email)) throw new InvalidArgumentError("email is not a valid address");
   return email;
 }
@@ -34,10 +39,4 @@ export function checkPasswordPolicy(password: string, minLength: number): void {
   if (password.length < minLength) throw new InvalidArgumentError(`password must be at least ${minLength} characters`);
   if (password.length > MAX_PASSWORD_LENGTH) throw new InvalidArgumentError(`password must be at most ${MAX_PASSWORD_LENGTH} characters`);
   if (commonPasswords.has(password.toLowerCase())) throw new InvalidArgumentError("password is too common; choose another");
-}
-
-/** For sign-in: only reject what can never be a password, so an attacker learns nothing about the policy. */
-export function checkSignInInput(email: string, password: string): void {
-  if (!email || !password) throw new InvalidArgumentError("email and password are required");
-  if (password.length > MAX_PASSWORD_LENGTH || email.length > 254) throw new InvalidArgumentError("email or password is too long");
 }

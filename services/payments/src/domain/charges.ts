@@ -32,16 +32,6 @@ export class PaymentDeclinedError extends DomainError {
   }
 }
 
-/** The shape every charge must have before anything else is looked at. */
-export function checkChargeInput(input: ChargeInput): void {
-  const missing = Object.entries({ idempotency_key: input.idempotencyKey, order_id: input.orderId, user_id: input.userId })
-    .filter(([, value]) => value.trim() === "")
-    .map(([name]) => name);
-  if (missing.length > 0) throw new InvalidArgumentError(`missing required field${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}`);
-  if (!Number.isSafeInteger(input.amountCents) || input.amountCents <= 0) throw new InvalidArgumentError("amount_cents must be a positive integer");
-  if (!/^[A-Z]{3}$/.test(input.currency)) throw new InvalidArgumentError("currency must be an ISO 4217 code such as EUR");
-}
-
 /** Why the (simulated) network declines this charge, or undefined when it accepts it. */
 export function declineReason(input: Pick<ChargeInput, "amountCents">, declineAboveCents: number): string | undefined {
   if (input.amountCents > declineAboveCents) return `amount ${input.amountCents} exceeds the limit of ${declineAboveCents}`;

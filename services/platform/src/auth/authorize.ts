@@ -6,9 +6,6 @@ import { InvalidTokenError, type Principal, type TokenVerifier } from "./verifie
 /** The verified caller, for handlers: `ctx.values.get(principalKey)`. Undefined on public calls without a token. */
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "meshwork principal" });
 
-/** The raw bearer token, for the rare handler that acts on the token itself (SignOut). */
-export const bearerTokenKey = createContextKey<string | undefined>(undefined, { description: "bearer token" });
-
 /**
  * Verifies the bearer token and applies the service's access table, from the call's headers
  * alone: it runs in the request gate (rpc/gate.ts), before Connect reads the body, so a call
@@ -40,7 +37,6 @@ export function authorizeCall(table: AccessTable, verify: TokenVerifier, log: Lo
       throw new ConnectError("permission denied", Code.PermissionDenied);
     }
     context.values.set(principalKey, principal);
-    context.values.set(bearerTokenKey, token);
   };
 }
 

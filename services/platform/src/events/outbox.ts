@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { MsgHdrs } from "@nats-io/transport-node";
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
@@ -51,10 +50,15 @@ export async function enqueueEvent<Desc extends DescMessage, Tables extends Plat
   return id;
 }
 
+/** Where the relay sends events: JetStream in a service (`jetstream(connection)`), a recorder in tests. */
+export interface EventPublisher {
+  publish(subject: string, payload: Uint8Array, options: { msgID: string; headers: MsgHdrs }): Promise<{ stream: string; duplicate: boolean }>;
+}
+
 export interface OutboxRelayOptions {
   db: Kysely<PlatformTables>;
   isPostgres: boolean;
-  connection: NatsConnection;
+  publisher: EventPublisher;
   source: string;
   log: Logger;
   batchSize?: number;
@@ -72,7 +76,6 @@ export interface OutboxRelayOptions {
  */
 export class OutboxRelay {
   private readonly options: Required<OutboxRelayOptions>;
-  private readonly js: JetStreamClient;
   private wake: (() => void) | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -85,7 +88,6 @@ export class OutboxRelay {
       faults: new Faults(),
       ...options,
     };
-    this.js = jetstream(options.connection, { timeout: 5_000 });
     outboxBacklog.addCallback(async (result) => {
       const stats = await this.backlog();
       result.observe(stats.count);
@@ -220,7 +222,7 @@ export class OutboxRelay {
           tracestate: carrier["tracestate"],
         });
         try {
-          const ack = await this.js.publish(entry.subject, entry.payload, { msgID: entry.id, headers });
+          const ack = await this.options.publisher.publish(entry.subject, entry.payload, { msgID: entry.id, headers });
           span.setAttribute("messaging.nats.stream", ack.stream);
           span.setAttribute("meshwork.duplicate", ack.duplicate);
           eventsPublished.add(1, { subject: entry.subject });

@@ -1,25 +1,32 @@
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import type http from "node:http";
+import type http2 from "node:http2";
+import type { Interceptor } from "@connectrpc/connect";
 
-/** What a read that depends on who asks gets: no cache anywhere, not even the browser's. */
-export const PERSONAL_CACHE_CONTROL = "private, no-store";
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 /**
  * Cache-Control on Connect GET answers (methods marked `idempotency_level = NO_SIDE_EFFECTS`),
- * the only ones an HTTP cache could keep. A method is uncacheable unless the service says
- * otherwise in `policies` (by RPC path): answers that depend on the caller's token must never be
- * served to someone else, and errors are never cached.
+ * the only ones an HTTP cache could keep. Every GET starts as `no-store` (noStoreByDefault), so
+ * refusals, errors and anything that depends on the caller's token are never kept; a successful
+ * answer that is the same for everyone gets the policy its service names in `policies` (by RPC
+ * path).
  */
 export function cacheControlInterceptor(policies: Record<string, string>): Interceptor {
   return (next) => async (req) => {
-    if (req.requestMethod !== "GET") return next(req);
-    const policy = policies[`/${req.service.typeName}/${req.method.name}`] ?? PERSONAL_CACHE_CONTROL;
-    try {
-      const res = await next(req);
-      res.header.set("cache-control", policy);
-      return res;
-    } catch (error) {
-      if (error instanceof ConnectError) error.metadata.set("cache-control", "no-store");
-      throw error;
-    }
+    const policy = req.requestMethod === "GET" ? policies[`/${req.service.typeName}/${req.method.name}`] : undefined;
+    const res = await next(req);
+    if (policy) res.header.set("cache-control", policy);
+    return res;
+  };
+}
+
+/**
+ * `Cache-Control: no-store` on every GET before Connect handles it, including calls the request
+ * gate refuses before any interceptor runs; headers the answer sets itself take precedence.
+ */
+export function noStoreByDefault(handler: Handler): Handler {
+  return (req, res) => {
+    if (req.method === "GET") res.setHeader("Cache-Control", "no-store");
+    handler(req, res);
   };
 }

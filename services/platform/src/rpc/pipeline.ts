@@ -28,7 +28,8 @@ export interface ServerPipelineOptions {
  *    becomes INVALID_ARGUMENT;
  * 2. the decoded marker (from here on, a failure is not the body's fault);
  * 3. telemetry: a SERVER span and a duration sample with the final code;
- * 4. cache control: Cache-Control on Connect GET answers, no-store on errors;
+ * 4. cache control: a service's Cache-Control on its shareable Connect GET answers (every other
+ *    GET answer keeps the no-store the HTTP layer set, refusals by the gate included);
  * 5. deprecation: Deprecation and Sunset headers on every answer of an old API version, errors
  *    included;
  * 6. validation: the buf.validate rules of the request message;

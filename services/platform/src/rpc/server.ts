@@ -4,9 +4,10 @@ import net from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { clientAddressKey } from "./client-address.ts";
+import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
+import { noStoreByDefault } from "./cache-control.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -17,8 +18,8 @@ export interface RpcServerOptions {
   requestGate: RequestGate;
   jsonOptions: JsonRequestOptions;
   readMaxBytes: number;
-  /** Trust X-Forwarded-For (behind the mesh gateway) when naming the client's address. */
-  trustForwardedFor?: boolean;
+  /** Proxies in front that append to X-Forwarded-For (client-address.ts); 0 trusts only the socket. */
+  trustedProxyHops?: number;
   /** Browser origins allowed to call (CORS); none when empty. */
   allowedOrigins?: readonly string[];
 }
@@ -44,9 +45,9 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustForwardedFor ?? false)),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0)),
   });
-  const handler = withCors(connectHandler, options.allowedOrigins ?? []);
+  const handler = withCors(noStoreByDefault(connectHandler), options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -125,11 +126,7 @@ function routeByPreface(socket: net.Socket, route: (isHttp2: boolean, peeked: Bu
   socket.on("data", onData);
 }
 
-function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustForwardedFor: boolean): string {
-  if (trustForwardedFor) {
-    const forwarded = req.headers["x-forwarded-for"];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-    if (first) return first;
-  }
-  return req.socket?.remoteAddress ?? "unknown";
+function clientAddress(req: http.IncomingMessage | http2.Http2ServerRequest, trustedProxyHops: number): string {
+  const forwarded = req.headers["x-forwarded-for"];
+  return clientAddressOf(Array.isArray(forwarded) ? forwarded.join(",") : forwarded, req.socket?.remoteAddress ?? "unknown", trustedProxyHops);
 }

@@ -2,20 +2,22 @@ import { create, type DescMessage, type DescService, type MessageShape } from "@
 import { createValidator, violationsToProto, type Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
-/** Violations named in an answer; the rest are counted. Each names a field and a rule, never a value. */
-const NAMED_VIOLATIONS = 5;
-
 /**
  * Enforces the buf.validate rules written in the .proto files on every request message, for
  * every service, before the handler runs. An invalid request answers INVALID_ARGUMENT naming the
- * fields and rules it broke ("user_id: must be a valid UUID [string.uuid]"), with the violations
- * attached as a buf.validate.Violations detail for clients that read them. The rules travel with
- * the contract, so Go, Python and browser clients can check the same rules before they send.
+ * field and rule it broke ("user_id: must be a valid UUID [string.uuid]", never the value), with
+ * the violation attached as a buf.validate.Violations detail for clients that read it. The rules
+ * travel with the contract, so Go, Python and browser clients can check the same rules before
+ * they send.
+ *
+ * The validator stops at the first violation: reporting every one costs work in proportion to the
+ * message, and 300,000 empty order items (600 KB) took 12 s of CPU to report in full, against
+ * 0.3 ms to refuse on the first.
  *
  * A rule that cannot be evaluated is the service's bug, not the caller's: it answers INTERNAL,
  * and `assertRulesCompile` makes a service with such a rule fail at start instead.
  */
-export function validationInterceptor(validator: Validator = createValidator()): Interceptor {
+export function validationInterceptor(validator: Validator = createValidator({ failFast: true })): Interceptor {
   return (next) => async (req) => {
     if (!req.stream) {
       check(validator, req.method.input, req.message);
@@ -35,14 +37,27 @@ export function assertRulesCompile(services: DescService[], validator: Validator
   }
 }
 
+/**
+ * Every contract violation of a message, as "field: rule" lines (empty when it is valid): for
+ * services' tests of their own rules, and for any Node client that checks before it sends.
+ */
+export function contractViolations<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, validator: Validator = sharedValidator()): string[] {
+  const result = validator.validate(schema, message);
+  if (result.kind === "error") throw result.error;
+  return result.kind === "invalid" ? result.violations.map((violation) => violation.toString()) : [];
+}
+
+let validatorForChecks: Validator | undefined;
+function sharedValidator(): Validator {
+  return (validatorForChecks ??= createValidator());
+}
+
 function check<Desc extends DescMessage>(validator: Validator, schema: Desc, message: MessageShape<Desc>): void {
   const result = validator.validate(schema, message);
   if (result.kind === "valid") return;
   if (result.kind === "error") throw new ConnectError("internal error", Code.Internal, undefined, undefined, result.error);
-  const named = result.violations.slice(0, NAMED_VIOLATIONS).map((violation) => violation.toString());
-  const more = result.violations.length - named.length;
   const [detail, desc] = violationsToProto(result.violations);
-  throw new ConnectError(`invalid request: ${named.join("; ")}${more > 0 ? `; and ${more} more` : ""}`, Code.InvalidArgument, undefined, [{ desc, value: detail }]);
+  throw new ConnectError(`invalid request: ${result.violations.map((violation) => violation.toString()).join("; ")}`, Code.InvalidArgument, undefined, [{ desc, value: detail }]);
 }
 
 async function* checkEach<Desc extends DescMessage>(validator: Validator, schema: Desc, messages: AsyncIterable<MessageShape<Desc>>): AsyncIterable<MessageShape<Desc>> {

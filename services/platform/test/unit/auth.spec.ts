@@ -6,6 +6,7 @@ import { defineAccess, PUBLIC, rulesFor } from "../../src/auth/access.ts";
 import { authorizeCall, principalKey } from "../../src/auth/authorize.ts";
 import { createTokenVerifier, InvalidTokenError } from "../../src/auth/verifier.ts";
 import { createLogger } from "../../src/logger.ts";
+import { clientAddressOf } from "../../src/rpc/client-address.ts";
 
 const { publicKey, privateKey } = await generateKeyPair("ES256");
 const keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" }] });
@@ -55,5 +56,22 @@ describe("call authorization (the request gate)", () => {
 
   it("denies a method missing from the table", async () => {
     await assert.rejects(call("Unlisted", `Bearer ${await token(["admin"])}`), (e: ConnectError) => e.code === Code.PermissionDenied);
+  });
+});
+
+describe("the client address", () => {
+  it("is the socket's address when no proxy is trusted, whatever X-Forwarded-For claims", () => {
+    assert.equal(clientAddressOf("203.0.113.9", "10.0.0.5", 0), "10.0.0.5");
+  });
+
+  it("is the entry the trusted proxy appended, not what the client forged before it", () => {
+    assert.equal(clientAddressOf("203.0.113.9", "127.0.0.6", 1), "203.0.113.9");
+    assert.equal(clientAddressOf("198.51.100.1, 203.0.113.9", "127.0.0.6", 1), "203.0.113.9");
+    assert.equal(clientAddressOf("198.51.100.1, 203.0.113.9, 10.1.1.1", "127.0.0.6", 2), "203.0.113.9");
+  });
+
+  it("is the socket's address for a call that did not come through the proxies (inside the mesh)", () => {
+    assert.equal(clientAddressOf(undefined, "127.0.0.6", 1), "127.0.0.6");
+    assert.equal(clientAddressOf("203.0.113.9", "127.0.0.6", 2), "127.0.0.6");
   });
 });

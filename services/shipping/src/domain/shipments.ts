@@ -34,21 +34,6 @@ export class UnserviceableDestinationError extends DomainError {
   }
 }
 
-export function checkShipmentInput(input: ShipmentInput): void {
-  const fields = {
-    idempotency_key: input.idempotencyKey,
-    order_id: input.orderId,
-    user_id: input.userId,
-    "address.recipient": input.address.recipient,
-    "address.line1": input.address.line1,
-    "address.city": input.address.city,
-    "address.country_code": input.address.countryCode,
-  };
-  const missing = Object.entries(fields).filter(([, value]) => value.trim() === "").map(([name]) => name);
-  if (missing.length > 0) throw new InvalidArgumentError(`missing required field${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}`);
-  if (!/^[A-Z]{2}$/.test(input.address.countryCode)) throw new InvalidArgumentError("address.country_code must be an ISO 3166-1 alpha-2 code such as DE");
-}
-
 export function assertServiceable(countryCode: string, unserviceable: readonly string[]): void {
   if (unserviceable.includes(countryCode.toUpperCase())) throw new UnserviceableDestinationError(countryCode);
 }

@@ -47,6 +47,9 @@ export declare const UserSchema: GenMessage<User>;
  */
 export declare type SignUpRequest = Message<"meshwork.identity.v1.SignUpRequest"> & {
   /**
+   * An address, with or without surrounding space: identity trims and lower-cases it, and accepts
+   * exactly what this pattern admits (a property test keeps the two in step).
+   *
    * @generated from field: string email = 1;
    */
   email: string;

@@ -84,6 +84,8 @@ export declare type ChargeRequest = Message<"meshwork.payments.v1.ChargeRequest"
   userId: string;
 
   /**
+   * At most what an order can total (100 items x 1000 units x 10000000 cents, orders.proto).
+   *
    * @generated from field: int64 amount_cents = 4;
    */
   amountCents: bigint;

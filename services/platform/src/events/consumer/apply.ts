@@ -1,0 +1,30 @@
+import type { Transaction } from "kysely";
+import type { PlatformTables } from "../../db/database.ts";
+import { activeFaults } from "../../faults.ts";
+import { traceIdOf, type EventEnvelope } from "../cloudevents.ts";
+import type { ConsumerSpec } from "./spec.ts";
+
+export type Outcome = "applied" | "duplicate";
+
+/**
+ * Records the event id for this consumer and runs its handler, both in `trx`: a seen id is a
+ * duplicate and changes nothing, so live delivery, redelivery, replays and rebuilds all apply an
+ * event at most once.
+ */
+export async function applyOnce<Tables>(
+  spec: ConsumerSpec<Tables>,
+  trx: Transaction<Tables & PlatformTables>,
+  envelope: EventEnvelope,
+  data: Uint8Array,
+  streamSequence: number,
+): Promise<Outcome> {
+  const inserted = await (trx as unknown as Transaction<PlatformTables>)
+    .insertInto("processed_events")
+    .values({ consumer: spec.name, event_id: envelope.id, processed_at: Date.now() })
+    .onConflict((conflict) => conflict.doNothing())
+    .executeTakeFirst();
+  if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+  activeFaults().failIf("reject-event", envelope.id, `refusing event ${envelope.id}`);
+  await spec.handle({ ...envelope, message: spec.decode(data), data, traceId: traceIdOf(envelope.traceparent), streamSequence }, trx);
+  return "applied";
+}

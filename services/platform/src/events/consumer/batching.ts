@@ -1,0 +1,79 @@
+import type { Kysely, Transaction } from "kysely";
+import type { PlatformTables } from "../../db/database.ts";
+import type { Outcome } from "./apply.ts";
+
+/** Events applied in one transaction at most; bounds how much one failed commit sends back. */
+export const MAX_BATCH = 100;
+
+/**
+ * Groups what has already arrived (up to `max`) into one batch, without waiting for more: a batch
+ * closes as soon as nothing else is buffered. Used by the live consumer so that a burst costs one
+ * commit per batch instead of one per event.
+ */
+export async function* batchesOf<T>(source: AsyncIterable<T>, max = MAX_BATCH): AsyncGenerator<T[]> {
+  const iterator = source[Symbol.asyncIterator]();
+  // A next() that did not settle before the batch closed is kept for the following batch: an
+  // async iterator's next() cannot be taken back, and its message must not be dropped.
+  let waiting: Promise<IteratorResult<T>> | undefined;
+  for (;;) {
+    const first = await (waiting ?? iterator.next());
+    waiting = undefined;
+    if (first.done) return;
+    const batch = [first.value];
+    let done = false;
+    while (batch.length < max) {
+      waiting = iterator.next();
+      // Messages already buffered settle within microtasks; setImmediate runs after them, so it
+      // wins only when nothing more has arrived yet, and the batch closes without waiting.
+      const next = await Promise.race([waiting, new Promise<"none yet">((resolve) => setImmediate(() => resolve("none yet")))]);
+      if (next === "none yet") break;
+      waiting = undefined;
+      if (next.done) {
+        done = true;
+        break;
+      }
+      batch.push(next.value);
+    }
+    yield batch;
+    if (done) return;
+  }
+}
+
+export interface BatchResult<M> {
+  msg: M;
+  outcome?: Outcome;
+  error?: Error;
+}
+
+/**
+ * Applies a batch in one transaction, each message under its own savepoint: a failing message
+ * rolls back alone (and is retried or dead-lettered alone) while the others commit together.
+ * Rejects when the batch itself fails (the commit, the connection): then nothing was applied.
+ */
+export async function applyBatch<Tables, M>(
+  db: Kysely<Tables & PlatformTables>,
+  batch: readonly M[],
+  apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
+): Promise<BatchResult<M>[]> {
+  const results: BatchResult<M>[] = [];
+  const trx = await db.startTransaction().execute();
+  try {
+    for (const msg of batch) {
+      const savepoint = await trx.savepoint("event").execute();
+      try {
+        const outcome = await apply(savepoint, msg);
+        await savepoint.releaseSavepoint("event").execute();
+        results.push({ msg, outcome });
+      } catch (error) {
+        await savepoint.rollbackToSavepoint("event").execute();
+        await savepoint.releaseSavepoint("event").execute();
+        results.push({ msg, error: error instanceof Error ? error : new Error(String(error)) });
+      }
+    }
+    await trx.commit().execute();
+  } catch (error) {
+    await trx.rollback().execute().catch(() => undefined);
+    throw error;
+  }
+  return results;
+}
