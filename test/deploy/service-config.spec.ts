@@ -9,12 +9,13 @@ import { SERVICES } from "../../scripts/lib/system.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 
-interface ConfigMap { kind: string; metadata: { name: string; annotations?: Record<string, string> }; data?: Record<string, string> }
+interface ConfigMap { kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; data?: Record<string, string> }
 
 describe("chart configuration accepted by the services", function () {
   this.timeout(60_000);
-  // The services' own ConfigMaps: not hooks such as the helm test's script.
-  const configMaps = render().filter((o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("meshwork-") && !o.metadata.annotations?.["helm.sh/hook"]);
+  // The services' own ConfigMaps (labelled with a service's name): not hooks such as the helm
+  // test's script, nor the gateway's infrastructure parameters.
+  const configMaps = render().filter((o) => o.kind === "ConfigMap" && o.metadata.labels?.["app.kubernetes.io/name"] !== undefined && !o.metadata.annotations?.["helm.sh/hook"]);
 
   it("renders one ConfigMap per service", function () {
     assert.deepEqual(configMaps.map((c) => c.metadata.name).sort(), SERVICES.map((service) => `meshwork-${service}`).sort());
