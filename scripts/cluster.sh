@@ -12,6 +12,7 @@
 #   scripts/cluster.sh istiod      Istio's and the Gateway API's CRDs, istiod (pilot-discovery) as a
 #                                  process on loopback, registered as the validating webhook for
 #                                  Istio's resources (no injection: Envoy cannot be had here)
+#   scripts/cluster.sh istiod-down stop istiod and remove its webhook registration
 #   scripts/cluster.sh volume NAME NAMESPACE CLAIM UID SIZE
 #                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it)
 #   KWOK_NODES=3 scripts/cluster.sh up
@@ -657,6 +658,13 @@ istiod() {
   kubectl_admin create namespace istio-system --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
   kubectl_admin -n istio-system create configmap istio --from-file=mesh="$STATE/istiod/mesh.yaml" --dry-run=client -o yaml |
     kubectl_admin apply -f - >/dev/null
+  # The injection templates, rendered from the same istio module's istiod chart as a real install
+  # would: istiod's gateway controller deploys a Gateway's Service and Deployment from the
+  # "kube-gateway" template, and reads this ConfigMap only at start. CNI on, as in
+  # k8s/istio/istio-operator.yaml (no istio-init container).
+  helm template istiod "$istio_dir/manifests/charts/istio-control/istio-discovery" -n istio-system \
+    --kube-version "$KUBERNETES_VERSION" --set pilot.cni.enabled=true \
+    --show-only templates/istiod-injector-configmap.yaml | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
   kubeconfig "$STATE/istiod.kubeconfig" istiod-client
   ( cd "$STATE/istiod"
     export POD_NAMESPACE=istio-system POD_NAME=istiod-local REVISION=default PILOT_ENABLE_GATEWAY_API=true
@@ -689,6 +697,15 @@ webhooks:
     admissionReviewVersions: [v1]
 EOF
   log "istiod running; validating webhook meshwork-istiod-validator -> 127.0.0.1:$ISTIOD_WEBHOOK_PORT"
+}
+
+# Stops istiod and unregisters its webhook (which would refuse every Istio resource once istiod
+# is gone: failurePolicy Fail).
+istiod_down() {
+  if [[ -f $KUBECONFIG_ADMIN ]] && running kube-apiserver; then
+    kubectl_admin delete validatingwebhookconfiguration meshwork-istiod-validator --ignore-not-found >/dev/null 2>&1 || true
+  fi
+  stop istiod
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -731,10 +748,7 @@ remove_containers() {
 down() {
   require_root
   local name
-  if [[ -f $KUBECONFIG_ADMIN ]] && running kube-apiserver && running istiod; then
-    kubectl_admin delete validatingwebhookconfiguration meshwork-istiod-validator --ignore-not-found >/dev/null 2>&1 || true
-  fi
-  stop istiod
+  istiod_down
   stop kwok
   stop kubelet
   remove_containers
@@ -802,6 +816,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   istiod) istiod ;;
+  istiod-down) istiod_down ;;
   volume) shift; volume "$@" ;;
-  *) echo "usage: $0 up|down|status|istiod" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|istiod|istiod-down|volume" >&2; exit 2 ;;
 esac

@@ -27,7 +27,7 @@ export { periodicWorker, type Worker } from "./workers.ts";
 export { type AdminRoute } from "./admin.ts";
 export { serviceMeter } from "./metrics.ts";
 export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dead-letters.ts";
-export { clientTelemetryInterceptor, createServiceClient } from "./rpc/client.ts";
+export { clientTelemetryInterceptor, createServiceClient, retryRefusedStreams } from "./rpc/client.ts";
 export { deprecationsInForce, overdueApis, RETIREMENT_GRACE_DAYS, type Deprecation, type OverdueApi } from "./rpc/deprecation.ts";
 export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
 export { contractViolations } from "./rpc/validation.ts";

@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { activeFaults } from "../faults.ts";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
@@ -50,8 +50,33 @@ export function clientTelemetryInterceptor(): Interceptor {
 export function createServiceClient<S extends DescService>(service: S, baseUrl: string, interceptors: Interceptor[] = []): Client<S> {
   return createClient(
     service,
-    createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors: [clientTelemetryInterceptor(), faultInterceptor(), ...interceptors] }),
+    createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, interceptors: [clientTelemetryInterceptor(), retryRefusedStreams(), faultInterceptor(), ...interceptors] }),
   );
+}
+
+/**
+ * Sends a unary call again when the server refused its HTTP/2 stream (REFUSED_STREAM), which
+ * RFC 9113 section 8.7 guarantees it never processed. A server shutting down gracefully sends
+ * GOAWAY naming the last stream it took; a call the client had already sent past that point
+ * crosses the GOAWAY on the wire and is refused. That happens on every rolling update of a busy
+ * callee (one pod stops while its connections still carry calls), and gRPC's own clients retry
+ * these transparently for the same reason. The retry goes out on a new connection (the session
+ * manager drops one that received GOAWAY). Nothing else is retried: any other failure may have
+ * reached the handler.
+ */
+export function retryRefusedStreams(attempts = 3): Interceptor {
+  return (next) => async (req) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await next(req);
+      } catch (error) {
+        // connect-node reports it as "[internal] Stream closed with error code
+        // NGHTTP2_REFUSED_STREAM" (Node's stream error) or as Unavailable with REFUSED_STREAM (0x7).
+        const refused = error instanceof ConnectError && /\bREFUSED_STREAM\b|NGHTTP2_REFUSED_STREAM/.test(error.rawMessage);
+        if (!refused || req.stream || attempt >= attempts || req.signal.aborted) throw error;
+      }
+    }
+  };
 }
 
 /** The `delay-call` and `crash-after-call` faults (faults.ts), keyed by `Service/Method`. */
