@@ -117,7 +117,7 @@ test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go exampl
 	scripts/install-tools.sh go-plugins
 	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
 
-test: lint api-check typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images ## everything CI runs
+test: lint api-check typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images e2e ## everything CI runs (e2e last: it needs the images)
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts
@@ -137,11 +137,14 @@ cluster-up: install ## a single-node Kubernetes on this machine from pinned sour
 cluster-down: ## stop the local cluster: no process, mount, address, iptables rule or cgroup left
 	scripts/cluster.sh down
 
-# The local cluster is brought down afterwards (KEEP_CLUSTER=1 leaves it up to look around).
+# The local cluster is brought down afterwards, also when a step, cluster-up itself or make is
+# interrupted (KEEP_CLUSTER=1 leaves it up to look around); the run's summary line comes last.
 e2e: images ## the chart on the local cluster: install, helm test, upgrade under load, rollback, uninstall, mesh
-	scripts/cluster.sh up
-	@status=0; node test/e2e/run.ts || status=$$?; \
-	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status
+	@set -o pipefail; mkdir -p .data; rm -f .data/e2e.log; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || trap 'scripts/cluster.sh down' EXIT; \
+	  scripts/cluster.sh up && node test/e2e/run.ts | tee .data/e2e.log; status=$$?; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || { trap - EXIT; scripts/cluster.sh down; }; \
+	  grep '^e2e: ' .data/e2e.log 2>/dev/null | tail -n 1; exit $$status
 
 tilt-ci: images ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah builds, deploy, every resource ready
 	scripts/install-tools.sh tilt
