@@ -97,15 +97,18 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   return {
     port: address.port,
     async close(graceMs) {
+      const deadline = Date.now() + graceMs;
+      const untilDeadline = () => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref());
       tcp.close();
+      // An HTTP/2 session closed gracefully (GOAWAY) ends its socket itself once its last stream is
+      // done and everything written has been flushed. Destroying the socket as soon as the last
+      // handler returned would drop answers still in its write buffer, and a GOAWAY not yet sent:
+      // the client would see a call that ran fail with CANCEL or ECONNRESET.
+      const sessionsEnded = Promise.all([...sessions].map((session) => new Promise<void>((resolve) => (session.closed && session.destroyed ? resolve() : session.once("close", () => resolve())))));
       for (const session of sessions) session.close();
       h1.closeIdleConnections();
-      if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => (drained = resolve)),
-          new Promise<void>((resolve) => setTimeout(resolve, graceMs)),
-        ]);
-      }
+      if (inFlight > 0) await Promise.race([new Promise<void>((resolve) => (drained = resolve)), untilDeadline()]);
+      await Promise.race([sessionsEnded, untilDeadline()]);
       h1.closeAllConnections();
       for (const socket of sockets) socket.destroy();
     },
