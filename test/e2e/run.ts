@@ -86,9 +86,12 @@ async function eventually<T>(what: string, timeoutMs: number, probe: () => Promi
 // Like every Meshwork client (the platform's createServiceClient), these send a call again when a
 // pod shutting down refused its HTTP/2 stream unprocessed (REFUSED_STREAM: its GOAWAY crossed the
 // call); nothing else is retried, so any other failure during the upgrade fails the run.
+let resent = 0;
+const countResent = () => void resent++;
+
 async function identityClient() {
   const ip = await cluster.serviceAddress(NAMESPACE, "identity");
-  return createClient(IdentityService, createGrpcTransport({ baseUrl: `http://${ip}:${rpcPort("identity")}`, interceptors: [retryRefusedStreams()] }));
+  return createClient(IdentityService, createGrpcTransport({ baseUrl: `http://${ip}:${rpcPort("identity")}`, interceptors: [retryRefusedStreams(3, countResent)] }));
 }
 
 async function presenceClient(token: string) {
@@ -97,7 +100,7 @@ async function presenceClient(token: string) {
     PresenceService,
     createGrpcTransport({
       baseUrl: `http://${ip}:${rpcPort("presence")}`,
-      interceptors: [retryRefusedStreams(), (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+      interceptors: [retryRefusedStreams(3, countResent), (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
     }),
   );
 }
@@ -363,6 +366,7 @@ async function main() {
   });
 
   await step("rolling upgrade to a new image tag under continuous sign-ins: no failed request, no lost event", async () => {
+    resent = 0;
     const load = signInLoad(users);
     await sleep(3_000);
     await cluster.helm(
@@ -385,7 +389,7 @@ async function main() {
       120_000,
     );
     const counts = await assertNoEventLost();
-    return `${load.succeeded} sign-ins, 0 failed; ${hpas.length} HPAs read CPU; ${counts}`;
+    return `${load.succeeded} sign-ins, 0 failed (${resent} resent after a pod refused them unprocessed); ${hpas.length} HPAs read CPU; ${counts}`;
   });
 
   await step("presence pod deleted mid-stream: a new one catches up", async () => {

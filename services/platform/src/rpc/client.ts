@@ -64,7 +64,7 @@ export function createServiceClient<S extends DescService>(service: S, baseUrl: 
  * manager drops one that received GOAWAY). Nothing else is retried: any other failure may have
  * reached the handler.
  */
-export function retryRefusedStreams(attempts = 3): Interceptor {
+export function retryRefusedStreams(attempts = 3, onRefused?: (error: ConnectError) => void): Interceptor {
   return (next) => async (req) => {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -74,6 +74,7 @@ export function retryRefusedStreams(attempts = 3): Interceptor {
         // NGHTTP2_REFUSED_STREAM" (Node's stream error) or as Unavailable with REFUSED_STREAM (0x7).
         const refused = error instanceof ConnectError && /\bREFUSED_STREAM\b|NGHTTP2_REFUSED_STREAM/.test(error.rawMessage);
         if (!refused || req.stream || attempt >= attempts || req.signal.aborted) throw error;
+        onRefused?.(error);
       }
     }
   };
