@@ -117,7 +117,7 @@ test-examples: install $(PYTHON_EXAMPLES)/.installed ## the Python and Go exampl
 	scripts/install-tools.sh go-plugins
 	$(MOCHA) --timeout 600000 'test/examples/**/*.spec.ts'
 
-test: lint api-check typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images e2e ## everything CI runs (e2e last: it needs the images)
+test: lint api-check typecheck check-generated test-unit test-integration test-conformance test-examples chart-check images e2e tilt-ci ## everything CI runs (e2e and tilt-ci last: they need the images and the cluster)
 
 bench: install ## measure the system; writes bench/results/*.json and a Markdown table
 	node bench/run.ts
@@ -146,9 +146,12 @@ e2e: images ## the chart on the local cluster: install, helm test, upgrade under
 	  [[ -n "$(KEEP_CLUSTER)" ]] || { trap - EXIT; scripts/cluster.sh down; }; \
 	  grep '^e2e: ' .data/e2e.log 2>/dev/null | tail -n 1; exit $$status
 
-tilt-ci: images ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah builds, deploy, every resource ready
+tilt-ci: install ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah builds, deploy, every resource ready
 	scripts/install-tools.sh tilt
-	scripts/cluster.sh up
-	@status=0; KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt ci -f tilt/local.Tiltfile --timeout 10m || status=$$?; \
-	  KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig tilt down -f tilt/local.Tiltfile --delete-namespaces >/dev/null 2>&1 || true; \
-	  [[ -n "$(KEEP_CLUSTER)" ]] || scripts/cluster.sh down; exit $$status
+	@[[ -n "$(KEEP_CLUSTER)" ]] || trap 'scripts/cluster.sh down' EXIT; \
+	  export KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig; \
+	  scripts/cluster.sh up && scripts/cluster.sh settle && tilt ci -f tilt/local.Tiltfile --timeout 10m --port 0 --web-mode prod; status=$$?; \
+	  tilt down -f tilt/local.Tiltfile --delete-namespaces >/dev/null 2>&1 || true; \
+	  kubectl wait --for=delete namespace/meshwork namespace/meshwork-infra --timeout=180s >/dev/null 2>&1 || true; \
+	  [[ -n "$(KEEP_CLUSTER)" ]] || { trap - EXIT; scripts/cluster.sh down; }; \
+	  echo "tilt ci: exit $$status"; exit $$status

@@ -13,6 +13,7 @@
 #                                  process on loopback, registered as the validating webhook for
 #                                  Istio's resources (no injection: Envoy cannot be had here)
 #   scripts/cluster.sh istiod-down stop istiod and remove its webhook registration
+#   scripts/cluster.sh settle      wait until no namespace is still terminating
 #   scripts/cluster.sh volume NAME NAMESPACE CLAIM UID SIZE
 #                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it)
 #   KWOK_NODES=3 scripts/cluster.sh up
@@ -810,6 +811,16 @@ status() {
   [[ -f $KUBECONFIG_ADMIN ]] && kubectl_admin get nodes 2>/dev/null || true
 }
 
+# Waits until no namespace is still terminating (an earlier run's `tilt down --delete-namespaces`
+# or uninstall that the cluster went down in the middle of): nothing can be created in one.
+settle() {
+  local deadline=$((SECONDS + 180))
+  while kubectl_admin get namespaces -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -q Terminating; do
+    [[ $SECONDS -lt $deadline ]] || die "namespaces still terminating after 180 s: $(kubectl_admin get namespaces | grep Terminating)"
+    sleep 1
+  done
+}
+
 [[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 case "${1:-}" in
   up) up ;;
@@ -817,6 +828,7 @@ case "${1:-}" in
   status) status ;;
   istiod) istiod ;;
   istiod-down) istiod_down ;;
+  settle) settle ;;
   volume) shift; volume "$@" ;;
   *) echo "usage: $0 up|down|status|istiod|istiod-down|volume" >&2; exit 2 ;;
 esac

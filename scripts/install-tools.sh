@@ -45,7 +45,9 @@ log() { printf '[tools] %s\n' "$*" >&2; }
 
 # A binary is current when a stamp next to it names the pinned version.
 current() { [[ -x "$BIN/$1" && -f "$BIN/.$1.version" && "$(cat "$BIN/.$1.version")" == "$2" ]]; }
-stamp() { echo "$2" > "$BIN/.$1.version"; }
+# Written beside and renamed: .tools may be a hard-linked copy of another checkout's, whose stamp
+# must keep naming its own binary.
+stamp() { echo "$2" > "$BIN/.$1.version.new" && mv -f "$BIN/.$1.version.new" "$BIN/.$1.version"; }
 
 go_install() { # name module@version
   local name=$1 spec=$2 version=${2##*@}
@@ -97,21 +99,40 @@ install_jaeger() {
   stamp jaeger "$JAEGER_VERSION"
 }
 
+# tilt's web UI is a JavaScript app its release process builds with yarn into pkg/assets/build,
+# which the Go module does not carry; a tilt built from it wants yarn and a webpack dev server at
+# start (`tilt ci` and `tilt up` alike). It is built here from a copy of the module whose
+# pkg/assets/build holds one page saying so: `tilt ci`, `tilt up`'s terminal view and the API work.
+TILT_BUILD="$TILT_VERSION+offline-ui"
 install_tilt() {
-  current tilt "$TILT_VERSION" && return 0
+  current tilt "$TILT_BUILD" && return 0
   log "building tilt $TILT_VERSION through a wrapper module (it needs replace directives)"
-  local mod="$TOOLS/build/tilt"
+  local mod="$TOOLS/build/tilt" upstream
   mkdir -p "$mod"
+  upstream=$(go mod download -json "github.com/tilt-dev/tilt@$TILT_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
   ( cd "$mod"
+    rm -rf tilt-src
+    cp -r "$upstream" tilt-src
+    chmod -R u+w tilt-src
+    cat > tilt-src/pkg/assets/build/index.html <<'HTML'
+<!doctype html>
+<title>Tilt</title>
+<p>This tilt was built from source by Meshwork's scripts/install-tools.sh, without its web UI (a
+JavaScript build the Go module does not carry). Use the terminal view of <code>tilt up</code>,
+<code>tilt get uiresources</code>, or <code>tilt ci</code>.</p>
+HTML
     [[ -f go.mod ]] || go mod init meshwork.local/tilt-build >/dev/null 2>&1
     go mod edit -replace github.com/emicklei/go-restful/v3=github.com/emicklei/go-restful/v3@v3.9.0
     go mod edit -replace github.com/pkg/browser=github.com/tilt-dev/browser@v0.0.1
+    go mod edit -replace github.com/tilt-dev/tilt=./tilt-src
     # tilt pins a starlark-lsp pseudo-version that sum.golang.org does not know (lookup: 404 Not
     # Found); the proxy still serves it, so skip the checksum database for that one module only.
     export GONOSUMDB=github.com/tilt-dev/starlark-lsp
     GOFLAGS=-mod=mod go get "github.com/tilt-dev/tilt/cmd/tilt@$TILT_VERSION" >&2
-    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/tilt" github.com/tilt-dev/tilt/cmd/tilt )
-  stamp tilt "$TILT_VERSION"
+    # A new file, then renamed over the old one: .tools may be a hard-linked copy of another's.
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o "$BIN/.tilt.new" github.com/tilt-dev/tilt/cmd/tilt
+    mv -f "$BIN/.tilt.new" "$BIN/tilt" )
+  stamp tilt "$TILT_BUILD"
 }
 
 # Kubernetes' commands live in k8s.io/kubernetes, whose go.mod points every k8s.io/<staging> module
