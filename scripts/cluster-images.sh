@@ -33,7 +33,7 @@ log() { printf '[cluster-images] %s\n' "$*" >&2; }
 # The recipe (this script and the inputs) is stamped on the image, so an unchanged recipe is not
 # rebuilt and a changed one is.
 current_image() { # image recipe
-  buildah inspect --type image --format '{{index .ImageAnnotations "meshwork.dev/recipe"}}' "$1" 2>/dev/null | grep -qx "$2"
+  [[ "$(buildah inspect --type image --format '{{index .ImageAnnotations "meshwork.dev/recipe"}}' "$1" 2>/dev/null)" == "$2" ]]
 }
 
 # A scratch image holding one static binary (plus /etc/passwd for its non-root user).

@@ -250,8 +250,12 @@ start_control_plane() {
 # ---------------------------------------------------------------------------------------------
 # The real node
 
+# The node address on lo, if it is there. (Not `ip addr | grep -q`: under pipefail, grep leaving
+# early can fail the pipeline with SIGPIPE, and the address was then neither seen nor removed.)
+node_address() { ip -o addr show dev lo to "$NODE_IP/32"; }
+
 setup_network() {
-  ip addr show dev lo | grep -q " $NODE_IP/32" || ip addr add "$NODE_IP/32" dev lo
+  [[ -n $(node_address) ]] || ip addr add "$NODE_IP/32" dev lo
   # Forwarding is needed inside the machine (pod -> Service IP -> pod on the same bridge); remember
   # the previous value so `down` puts it back.
   [[ -f "$STATE/ip_forward.before" ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.before"
@@ -790,7 +794,7 @@ down() {
     iptables -D FORWARD -s "$POD_SUPERNET" ! -o "$BRIDGE" -m comment --comment "$GUARD_COMMENT" -j DROP
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
-  ip addr show dev lo | grep -q " $NODE_IP/32" && ip addr del "$NODE_IP/32" dev lo
+  [[ -z $(node_address) ]] || ip addr del "$NODE_IP/32" dev lo
   if [[ -f $STATE/ip_forward.before ]]; then cat "$STATE/ip_forward.before" >/proc/sys/net/ipv4/ip_forward; rm -f "$STATE/ip_forward.before"; fi
   # The pods' cgroups (cgroupfs driver: /kubepods in every hierarchy), deepest first.
   local dir
@@ -815,7 +819,7 @@ status() {
 # or uninstall that the cluster went down in the middle of): nothing can be created in one.
 settle() {
   local deadline=$((SECONDS + 180))
-  while kubectl_admin get namespaces -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -q Terminating; do
+  while [[ $(kubectl_admin get namespaces -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}') == *Terminating* ]]; do
     [[ $SECONDS -lt $deadline ]] || die "namespaces still terminating after 180 s: $(kubectl_admin get namespaces | grep Terminating)"
     sleep 1
   done
