@@ -1,11 +1,11 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
 import { consumerLag, eventsConsumed, eventsRedelivered } from "../metrics.ts";
-import { fromHeaders } from "./cloudevents.ts";
+import { fromHeaders, type EventEnvelope } from "./cloudevents.ts";
 import { isMissingStream } from "./topology.ts";
 import { applyOnce, type Outcome } from "./consumer/apply.ts";
 import { applyBatch, batchesOf } from "./consumer/batching.ts";
@@ -35,12 +35,20 @@ export class ConsumerRunner<Tables> {
   private stopped = false;
   /** Held while a batch is being applied; a rebuild takes it to pause the consumer. */
   private lock: Promise<void> = Promise.resolve();
+  /** Per subject: a consumer reads a handful of subjects (its filter), so this stays small. */
+  private readonly spanShapes = new Map<string, { name: string; attributes: Attributes }>();
+  private readonly metricAttributes;
 
   constructor(spec: ConsumerSpec<Tables>, db: Kysely<Tables & PlatformTables>, connection: NatsConnection, log: Logger) {
     this.spec = spec;
     this.db = db;
     this.connection = connection;
     this.log = log.child({ consumer: spec.name });
+    this.metricAttributes = {
+      consumer: { consumer: spec.name },
+      applied: { consumer: spec.name, outcome: "applied" },
+      duplicate: { consumer: spec.name, outcome: "duplicate" },
+    };
     consumerLag.addCallback(async (result) => {
       if (!this.attached) return;
       const info = await jetstreamManager(this.connection).then((jsm) => jsm.consumers.info(this.spec.stream, this.spec.name)).catch(() => undefined);
@@ -144,51 +152,81 @@ export class ConsumerRunner<Tables> {
       for (const msg of batch) await retry(msg, error as Error);
       return;
     }
+    // Metrics are counted per batch: one add() per outcome instead of one per event.
+    let applied = 0;
+    let duplicates = 0;
+    let redelivered = 0;
     for (const { msg, outcome, error } of results) {
+      if (msg.info.deliveryCount > 1) redelivered++;
       if (outcome) {
         msg.ack();
-        eventsConsumed.add(1, { consumer: this.spec.name, outcome });
+        if (outcome === "applied") applied++;
+        else duplicates++;
       } else {
         await retry(msg, error ?? new Error("event failed"));
       }
     }
+    if (applied > 0) eventsConsumed.add(applied, this.metricAttributes.applied);
+    if (duplicates > 0) eventsConsumed.add(duplicates, this.metricAttributes.duplicate);
+    if (redelivered > 0) eventsRedelivered.add(redelivered, this.metricAttributes.consumer);
   }
 
   /** Applies one message under a CONSUMER span that continues the producer's trace. */
   private processTraced(trx: Transaction<Tables & PlatformTables>, msg: JsMsg): Promise<Outcome> {
-    if (msg.info.deliveryCount > 1) eventsRedelivered.add(1, { consumer: this.spec.name });
-    const parent = propagation.extract(ROOT_CONTEXT, {
-      traceparent: msg.headers?.get("traceparent") || undefined,
-      tracestate: msg.headers?.get("tracestate") || undefined,
+    let envelope: EventEnvelope | undefined;
+    let malformed: Error | undefined;
+    try {
+      envelope = fromHeaders(msg.headers, msg.subject);
+    } catch (error) {
+      malformed = error as Error;
+    }
+    // A malformed message still joins its producer's trace when it carries one.
+    const parent = propagation.extract(
+      ROOT_CONTEXT,
+      envelope
+        ? { traceparent: envelope.traceparent, tracestate: envelope.tracestate }
+        : { traceparent: msg.headers?.get("traceparent") || undefined, tracestate: msg.headers?.get("tracestate") || undefined },
+    );
+    const shape = this.spanShape(msg.subject);
+    return tracer.startActiveSpan(shape.name, { kind: SpanKind.CONSUMER, attributes: shape.attributes }, parent, async (span) => {
+      try {
+        // Attributes of this message only: set when someone records them.
+        if (span.isRecording()) {
+          span.setAttributes({
+            "messaging.message.id": envelope?.id ?? msg.headers?.get("ce-id") ?? "",
+            "messaging.nats.stream.sequence": msg.seq,
+            "messaging.nats.delivery_count": msg.info.deliveryCount,
+          });
+        }
+        if (!envelope) throw malformed;
+        const outcome = await applyOnce(this.spec, trx, envelope, msg.data, msg.seq);
+        span.setAttribute("meshwork.outcome", outcome);
+        return outcome;
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        throw error;
+      } finally {
+        span.end();
+      }
     });
-    return tracer.startActiveSpan(
-      `${msg.subject} process`,
-      {
-        kind: SpanKind.CONSUMER,
+  }
+
+  /** The span name and the attributes every message on `subject` shares (the sampler sees them). */
+  private spanShape(subject: string): { name: string; attributes: Attributes } {
+    let shape = this.spanShapes.get(subject);
+    if (!shape) {
+      shape = {
+        name: `${subject} process`,
         attributes: {
           "messaging.system": "nats",
           "messaging.operation.type": "process",
           "messaging.operation.name": "process",
-          "messaging.destination.name": msg.subject,
+          "messaging.destination.name": subject,
           "messaging.consumer.group.name": this.spec.name,
-          "messaging.message.id": msg.headers?.get("ce-id") ?? "",
-          "messaging.nats.stream.sequence": msg.seq,
-          "messaging.nats.delivery_count": msg.info.deliveryCount,
         },
-      },
-      parent,
-      async (span) => {
-        try {
-          const outcome = await applyOnce(this.spec, trx, fromHeaders(msg.headers, msg.subject), msg.data, msg.seq);
-          span.setAttribute("meshwork.outcome", outcome);
-          return outcome;
-        } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+      };
+      this.spanShapes.set(subject, shape);
+    }
+    return shape;
   }
 }

@@ -1,4 +1,5 @@
-import type { Kysely, Transaction } from "kysely";
+import { CompiledQuery, type Kysely, type Transaction } from "kysely";
+import { untraced } from "../../db/traced-dialect.ts";
 import type { PlatformTables } from "../../db/database.ts";
 import type { Outcome } from "./apply.ts";
 
@@ -55,19 +56,20 @@ export async function applyBatch<Tables, M>(
   batch: readonly M[],
   apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
 ): Promise<BatchResult<M>[]> {
-  const results: BatchResult<M>[] = [];
+  const results: BatchResult<M>[] = new Array(batch.length);
   const trx = await db.startTransaction().execute();
   try {
-    for (const msg of batch) {
-      const savepoint = await trx.savepoint("event").execute();
+    for (let i = 0; i < batch.length; i++) {
+      const msg = batch[i]!;
+      await trx.executeQuery(SAVEPOINT);
       try {
-        const outcome = await apply(savepoint, msg);
-        await savepoint.releaseSavepoint("event").execute();
-        results.push({ msg, outcome });
+        const outcome = await apply(trx, msg);
+        await trx.executeQuery(RELEASE);
+        results[i] = { msg, outcome };
       } catch (error) {
-        await savepoint.rollbackToSavepoint("event").execute();
-        await savepoint.releaseSavepoint("event").execute();
-        results.push({ msg, error: error instanceof Error ? error : new Error(String(error)) });
+        await trx.executeQuery(ROLLBACK_TO);
+        await trx.executeQuery(RELEASE);
+        results[i] = { msg, error: error instanceof Error ? error : new Error(String(error)) };
       }
     }
     await trx.commit().execute();
@@ -77,3 +79,9 @@ export async function applyBatch<Tables, M>(
   }
   return results;
 }
+
+// The savepoint commands as constant statements on the batch's own transaction: Kysely's
+// `trx.savepoint()` builds a transaction object and compiles its command for every event.
+const SAVEPOINT = untraced(CompiledQuery.raw('savepoint "event"'));
+const RELEASE = untraced(CompiledQuery.raw('release savepoint "event"'));
+const ROLLBACK_TO = untraced(CompiledQuery.raw('rollback to savepoint "event"'));
