@@ -22,11 +22,13 @@ export async function* batchesOf<T>(source: AsyncIterable<T>, max = MAX_BATCH): 
     if (first.done) return;
     const batch = [first.value];
     let done = false;
+    // Messages already buffered settle within microtasks; setImmediate runs after them, so it
+    // wins only when nothing more has arrived yet, and the batch closes without waiting. One
+    // check per batch: once it has run, the next message that is not already settled closes it.
+    const nothingMore = new Promise<"none yet">((resolve) => setImmediate(resolve, "none yet"));
     while (batch.length < max) {
       waiting = iterator.next();
-      // Messages already buffered settle within microtasks; setImmediate runs after them, so it
-      // wins only when nothing more has arrived yet, and the batch closes without waiting.
-      const next = await Promise.race([waiting, new Promise<"none yet">((resolve) => setImmediate(() => resolve("none yet")))]);
+      const next = await Promise.race([waiting, nothingMore]);
       if (next === "none yet") break;
       waiting = undefined;
       if (next.done) {
