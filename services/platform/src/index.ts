@@ -13,6 +13,7 @@ export {
 } from "./errors.ts";
 export { uuidv7 } from "./ids.ts";
 export { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
+export { preparedQuery, type PreparedQuery } from "./db/prepared.ts";
 export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
 export { eventEmitter, type EventEmitter, type EventEnvelopeMessage } from "./events/emitter.ts";
 export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
