@@ -1,4 +1,4 @@
-import type { PlatformTables } from "@meshwork/platform";
+import { preparedQuery, type PlatformTables } from "@meshwork/platform";
 import type { Kysely, Transaction } from "kysely";
 import type { OnlineSession } from "./domain/online.ts";
 import * as sessions from "./migrations/0001_sessions.ts";
@@ -30,21 +30,22 @@ type Db = Kysely<PresenceDatabase> | Transaction<PresenceDatabase>;
 /** The only module that speaks SQL for presence. */
 /** Adds a session unless it has already ended (its SignedOut may arrive first after a redelivery). */
 export async function addSession(db: Db, session: OnlineSession): Promise<void> {
-  const ended = await db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", session.sessionId).executeTakeFirst();
-  if (ended) return;
-  await db
-    .insertInto("online_sessions")
-    .values({
-      session_id: session.sessionId,
-      user_id: session.userId,
-      email: session.email,
-      display_name: session.displayName,
-      started_at: session.startedAt,
-      expires_at: session.expiresAt,
-    })
-    .onConflict((conflict) => conflict.column("session_id").doNothing())
-    .execute();
+  const ended = await endedSession.execute(db, session.sessionId);
+  if (ended.rows.length > 0) return;
+  await insertSession.execute(db, session.sessionId, session.userId, session.email, session.displayName, session.startedAt, session.expiresAt);
 }
+
+// addSession runs for every sign-in event: its two statements are compiled once (preparedQuery).
+const endedSession = preparedQuery((db: Kysely<PresenceDatabase>, sessionId: string) =>
+  db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", sessionId),
+);
+const insertSession = preparedQuery(
+  (db: Kysely<PresenceDatabase>, sessionId: string, userId: string, email: string, displayName: string, startedAt: number, expiresAt: number) =>
+    db
+      .insertInto("online_sessions")
+      .values({ session_id: sessionId, user_id: userId, email, display_name: displayName, started_at: startedAt, expires_at: expiresAt })
+      .onConflict((conflict) => conflict.column("session_id").doNothing()),
+);
 
 export async function endSession(db: Db, sessionId: string, endedAt: number): Promise<void> {
   await db.deleteFrom("online_sessions").where("session_id", "=", sessionId).execute();
