@@ -42,7 +42,21 @@ export function allServices(): string[] {
     .sort();
 }
 
-export async function bundleService(service: string): Promise<{ file: string; bytes: number }> {
+export interface BundleOptions {
+  /**
+   * Keep esbuild's readable layout (one module after another, each under a `// <path>` comment):
+   * `BENCH_PROFILE=1` asks for it so that bench/profile-summary.ts can name the dependency behind
+   * each frame. Otherwise whitespace and comments are dropped (names are kept): V8 holds a
+   * module's whole source text for as long as the process runs (lazy compilation,
+   * Function.prototype.toString), and a few non-Latin-1 characters in dependencies' comments made
+   * it store presence's 3.7 MB bundle at two bytes a character, 7 MiB of its idle heap; minified,
+   * the text is 2.4 MB (docs/performance.md). Meshwork's own frames are still mapped to the
+   * TypeScript by the source map; a dependency's frame names a column of the bundle's long lines.
+   */
+  readable?: boolean;
+}
+
+export async function bundleService(service: string, options: BundleOptions = {}): Promise<{ file: string; bytes: number }> {
   const outfile = bundlePath(service);
   await build({
     stdin: {
@@ -64,6 +78,7 @@ export async function bundleService(service: string): Promise<{ file: string; by
     sourcemap: "linked",
     sourcesContent: false,
     legalComments: "none",
+    minifyWhitespace: !options.readable,
     logLevel: "warning",
     // CommonJS dependencies inside an ES module still call require() and read __dirname.
     banner: {
