@@ -36,6 +36,7 @@ const SIDE_EFFECT_FREE = [
   "/meshwork.audit.v1.DeadLetterService/ListDeadLetters",
   "/meshwork.identity.v1.IdentityService/GetAccountClosure",
   "/meshwork.identity.v1.IdentityService/GetJwks",
+  "/meshwork.notifications.v1.NotificationsService/ListNotifications",
   "/meshwork.orders.v1.OrdersService/GetOrder",
   "/meshwork.presence.v1.PresenceService/GetOnlineCount",
   "/meshwork.presence.v1.PresenceService/ListOnlineUsers",
@@ -229,6 +230,7 @@ describe("clients people already have", function () {
       const requests: Record<string, { service: ServiceName; message: unknown; token?: string; cacheControl: string; empty?: true }> = {
         "/meshwork.identity.v1.IdentityService/GetJwks": { service: "identity", message: {}, cacheControl: "public, max-age=60" },
         "/meshwork.identity.v1.IdentityService/GetAccountClosure": { service: "identity", message: { userId: leaver }, token: admin, cacheControl: "no-store" },
+        "/meshwork.notifications.v1.NotificationsService/ListNotifications": { service: "notifications", message: { userId: leaver }, token: admin, cacheControl: "no-store" },
         "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "no-store" },
         "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "no-store" },
         "/meshwork.audit.v1.DeadLetterService/ListDeadLetters": { service: "audit", message: {}, token: admin, cacheControl: "no-store", empty: true },
