@@ -5,6 +5,7 @@ import SQLite from "better-sqlite3";
 import { decodeJwt } from "jose";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { AccountClosureState, IdentityService, type AccountClosure } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
+import { NotificationsService } from "@meshwork/proto/meshwork/notifications/v1/notifications_pb.js";
 import { OrdersService, OrderState } from "@meshwork/proto/meshwork/orders/v1/orders_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { waitFor } from "../../scripts/lib/system.ts";
@@ -36,7 +37,7 @@ describe("closing an account (choreography)", function () {
     const identity = (token: string) => system.client(IdentityService, "identity", "connect", token);
     const closureOf = async (userId: string, token = admin): Promise<AccountClosure> => (await identity(token).getAccountClosure({ userId })).closure!;
 
-    it("ends sessions, withdraws and refunds orders, erases audit's copy, then closes the account", async () => {
+    it("ends sessions, withdraws and refunds orders, erases audit's copy, says farewell, then closes the account", async () => {
       const email = "leaving@example.com";
       const password = "a-passphrase-to-leave-with";
       const token = await system.signIn(email, password, "Leaving Person");
@@ -73,7 +74,7 @@ describe("closing an account (choreography)", function () {
 
       await waitFor(async () => (await closureOf(userId)).state === AccountClosureState.CLOSED, "the account to be closed", 20_000);
       const closed = await closureOf(userId);
-      assert.deepEqual([...closed.reported].sort(), ["audit", "orders", "presence"]);
+      assert.deepEqual([...closed.reported].sort(), ["audit", "notifications", "orders", "presence"]);
       assert.deepEqual(closed.awaiting, []);
 
       // identity erased what identified the person; the email is free again.
@@ -86,6 +87,9 @@ describe("closing an account (choreography)", function () {
         assert.doesNotMatch(event.payloadJson, /leaving@example\.com|Leaving Person/, `${event.subject} still holds personal data`);
       }
       assert.ok(kept.some((event) => event.payloadJson.includes("[erased]")), "tombstones mark what was erased");
+      // notifications said goodbye, once.
+      const farewells = (await system.client(NotificationsService, "notifications", "connect", admin).listNotifications({ userId })).notifications;
+      assert.deepEqual(farewells.map((notification) => [notification.kind, notification.recipient]), [["farewell", email]]);
     });
 
     it("refuses to close someone else's account unless the caller is an admin", async () => {
@@ -115,12 +119,13 @@ describe("closing an account (choreography)", function () {
       await identity.closeAccount({ userId });
       await waitFor(async () => (await identity.getAccountClosure({ userId })).closure!.state === AccountClosureState.STUCK, "the closure to be stuck", 20_000);
       const stuck = (await identity.getAccountClosure({ userId })).closure!;
-      assert.deepEqual(stuck.awaiting, ["audit"], "it names whom it still awaits");
+      assert.deepEqual(stuck.awaiting, ["audit", "notifications"], "it names whom it still awaits");
       const metrics = await (await fetch(`${system.adminUrl("identity")}/metrics`)).text();
       assert.match(metrics, /^meshwork_identity_account_closures\{[^}]*state="STUCK"[^}]*\} 1$/m);
 
-      // audit comes back, catches up on the stream, erases and reports: late is not lost.
+      // audit and notifications come back, catch up on the stream, do their part and report: late is not lost.
       await system.startService("audit");
+      await system.startService("notifications");
       await waitFor(async () => (await identity.getAccountClosure({ userId })).closure!.state === AccountClosureState.CLOSED, "the stuck closure to close", 30_000);
       const after = await (await fetch(`${system.adminUrl("identity")}/metrics`)).text();
       assert.match(after, /^meshwork_identity_account_closures\{[^}]*state="STUCK"[^}]*\} 0$/m);

@@ -2,6 +2,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { defineConsumer, eventEmitter, type ConsumerSpec, type StreamSpec } from "@meshwork/platform";
 import { AuditTrailEventSchema } from "@meshwork/proto/meshwork/audit/v1/events_pb.js";
 import { UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { NotificationEventSchema } from "@meshwork/proto/meshwork/notifications/v1/events_pb.js";
 import { OrderEventSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { PresenceEventSchema } from "@meshwork/proto/meshwork/presence/v1/events_pb.js";
 import type { Transaction } from "kysely";
@@ -84,6 +85,14 @@ export const CLOSURE_PARTICIPANTS: readonly ClosureParticipant[] = [
     subject: "audit.v1.user.personal_data_erased",
     schema: AuditTrailEventSchema,
     userIdOf: (message) => (message.event.case === "personalDataErased" ? message.event.value.userId : undefined),
+  }),
+  participant({
+    name: "notifications",
+    stream: "NOTIFICATIONS",
+    subject: "notifications.v1.notification.sent",
+    schema: NotificationEventSchema,
+    // Only the farewell reports the closure; other notifications of the user do not.
+    userIdOf: (message) => (message.event.case === "notificationSent" && message.event.value.kind === "farewell" ? message.event.value.userId : undefined),
   }),
 ];
 
