@@ -8,6 +8,8 @@
  *   LOAD_WEIGHTS                 e.g. "sign-up=1,sign-in=3,count=6,place-order=2,sign-out=1"
  *   LOAD_REFUND_SHARE (0.1)      share of orders shipped to XX, which the saga refunds
  *   LOAD_BASE_URL                one origin for every service (the gateway, or the console's server),
+ *   LOAD_HOST                    the Host header to send, when the gateway routes on a hostname that
+ *                                is not the base URL's (in a cluster: the gateway's own Service)
  *   or IDENTITY_URL, PRESENCE_URL, ORDERS_URL   one per service (default: make dev's ports)
  *
  * `--check-config` validates the settings above, prints the plan and exits 0 without calling
@@ -29,7 +31,20 @@ const durationSeconds = positiveNumber("LOAD_DURATION_SECONDS", 30);
 const refundShare = shareOfOne("LOAD_REFUND_SHARE", 0.1);
 const weights = parseWeights(env["LOAD_WEIGHTS"]);
 const baseUrl = (service: string, port: number) => env["LOAD_BASE_URL"] ?? env[`${service.toUpperCase()}_URL`] ?? `http://127.0.0.1:${port}`;
-const transport = (url: string) => createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+const host = env["LOAD_HOST"];
+const transport = (url: string) =>
+  createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors: host
+      ? [
+          (next) => (request) => {
+            request.header.set("host", host);
+            return next(request);
+          },
+        ]
+      : [],
+  });
 const clients = clientsFor({ identity: transport(baseUrl("identity", 50051)), presence: transport(baseUrl("presence", 50052)), orders: transport(baseUrl("orders", 50054)) });
 
 const run = randomBytes(3).toString("hex");
@@ -38,7 +53,7 @@ const tally = new Tally();
 const inFlight = new Set<Promise<void>>();
 let skipped = 0;
 
-console.log(`load: ${users} users, ${rate} journeys/s for ${durationSeconds} s against ${env["LOAD_BASE_URL"] ?? "the services' own ports"}; weights ${JSON.stringify(weights)}`);
+console.log(`load: ${users} users, ${rate} journeys/s for ${durationSeconds} s against ${env["LOAD_BASE_URL"] ?? "the services' own ports"}${host ? ` (Host: ${host})` : ""}; weights ${JSON.stringify(weights)}`);
 if (process.argv.includes("--check-config")) process.exit(0);
 const started = performance.now();
 const intervalMs = 1000 / rate;
