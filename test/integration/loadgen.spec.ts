@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { spawnManaged } from "../../scripts/lib/system.ts";
+import http from "node:http";
+import type net from "node:net";
+import { startConsoleServer } from "../../console/server.ts";
+import { SERVICES, spawnManaged } from "../../scripts/lib/system.ts";
 import { TestSystem } from "../support/harness.ts";
 
 const JOURNEYS = ["sign-up", "sign-in", "count", "place-order", "sign-out"];
@@ -35,6 +38,41 @@ describe("the load generator", function () {
       else assert.equal(Number(row[1]), total, "the all row sums the journeys");
     }
     assert.match(output, new RegExp(`^${total} journeys completed, 0 errors, \\d+ not started \\(all users busy\\) in [\\d.]+ s$`, "m"));
+  });
+
+  it("drives one origin that routes on a hostname, as the gateway does in a cluster (LOAD_BASE_URL, LOAD_HOST)", async () => {
+    // The console's server routes every RPC path to its service, like the gateway; in front of it,
+    // a listener that, like a gateway route with a hostname, answers 404 to any other Host.
+    const origin = await startConsoleServer({
+      host: "127.0.0.1",
+      port: 0,
+      distDir: "/nonexistent",
+      upstreams: Object.fromEntries(SERVICES.map((name) => [name, system.baseUrl(name)])),
+      adminUpstreams: {},
+    });
+    const hosts = new Set<string>();
+    const edge = http.createServer((req, res) => {
+      hosts.add(req.headers.host ?? "");
+      if (req.headers.host !== "shop.example.test") return void res.writeHead(404).end();
+      const upstream = http.request({ host: "127.0.0.1", port: origin.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => edge.listen(0, "127.0.0.1", resolve));
+    try {
+      const base = `http://127.0.0.1:${(edge.address() as net.AddressInfo).port}`;
+      const { code, output } = await load({ LOAD_BASE_URL: base, LOAD_HOST: "shop.example.test", LOAD_USERS: "3", LOAD_RATE: "6", LOAD_DURATION_SECONDS: "2", LOAD_REFUND_SHARE: "0" });
+      assert.equal(code, 0, output);
+      assert.match(output, /\(Host: shop\.example\.test\)/);
+      assert.match(output, /journeys completed, 0 errors/);
+      assert.deepEqual([...hosts], ["shop.example.test"], "every call carried the hostname");
+    } finally {
+      edge.close();
+      edge.closeAllConnections();
+      await origin.close();
+    }
   });
 
   it("exits 1 and counts the errors when journeys fail", async () => {
