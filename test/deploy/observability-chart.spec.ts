@@ -96,6 +96,11 @@ describe("chart: console, monitoring and load generator", () => {
     assert.deepEqual([...peers(policy("meshwork-loadgen").egress, "to")].sort(), ["identity", "orders", "presence"]);
     assert.deepEqual([...peers(policy("meshwork-console").egress, "to")].sort(), [...services].sort());
     assert.equal(policy("meshwork-loadgen").ingress, undefined, "nothing calls the load generator");
+    // loadgen.baseUrl: its port, wherever it points (the scheme's when the URL names none).
+    for (const [url, port] of [["https://shop.example.com", 443], ["http://edge.example:8080", 8080]] as const) {
+      const egress = (find(render("loadgen.enabled=true", "networkPolicies.enabled=true", `loadgen.baseUrl=${url}`), "NetworkPolicy", "meshwork-loadgen")!.spec as { egress: Rule[] }).egress;
+      assert.deepEqual(egress.at(-1), { ports: [{ port, protocol: "TCP" }] }, url);
+    }
     // With the gateway in front, the console's server calls nothing and only the gateway reaches it.
     const meshed = render("console.enabled=true", "networkPolicies.enabled=true", "mesh.enabled=true");
     const consolePolicy = find(meshed, "NetworkPolicy", "meshwork-console")!.spec as { ingress: Rule[]; egress: Rule[] };
