@@ -64,7 +64,7 @@ load: install ## weighted user journeys for 30 s against make dev, then rate, er
 	node loadgen/src/main.ts
 
 # Generated from the services manifest (the `meshwork` field of each services/<name>/package.json).
-MANIFEST_OUTPUTS := charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
+MANIFEST_OUTPUTS := services/audit/src/audited.generated.ts charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
 
 generate: install ## regenerate TypeScript from the .proto files, the chart's access tables and CORS lists, and everything the services manifest feeds
 	buf generate
