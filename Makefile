@@ -128,7 +128,7 @@ clean: ## remove local data (keeps installed tools)
 chart-check: install ## helm lint/template matrix, schema validation, istioctl analyze, kube-score, tiltfile, rendered examples
 	scripts/chart-check.sh
 
-images: install ## build every service image with buildah and start each once
+images: install ## build every service image, the console's and the load generator's with buildah, and start each once
 	scripts/build-images.sh
 
 cluster-up: install ## a single-node Kubernetes on this machine from pinned sources (KWOK_NODES=3: fake nodes instead); kubeconfig .data/cluster/kubeconfig
