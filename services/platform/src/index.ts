@@ -7,6 +7,7 @@ export {
   AlreadyExistsError,
   UnauthenticatedError,
   PermissionDeniedError,
+  FailedPreconditionError,
   ResourceExhaustedError,
   toConnectError,
   MALFORMED_REQUEST,
