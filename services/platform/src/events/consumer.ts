@@ -35,7 +35,7 @@ export class ConsumerRunner<Tables> {
   private stopped = false;
   /** Held while a batch is being applied; a rebuild takes it to pause the consumer. */
   private lock: Promise<void> = Promise.resolve();
-  /** Per subject: a consumer reads a handful of subjects (its filter), so this stays small. */
+  /** Span name and shared attributes per subject (spanShape). */
   private readonly spanShapes = new Map<string, { name: string; attributes: Attributes }>();
   private readonly metricAttributes;
 
@@ -142,6 +142,9 @@ export class ConsumerRunner<Tables> {
   /** One transaction per batch, one savepoint per event; acks follow the commit. */
   private async processBatch(batch: JsMsg[]): Promise<void> {
     const retry = (msg: JsMsg, error: Error) => retryOrDeadLetter(msg, error, this.spec, this.connection, this.log);
+    // Metrics are counted per batch: one add() per outcome instead of one per event.
+    const redelivered = batch.reduce((count, msg) => count + (msg.info.deliveryCount > 1 ? 1 : 0), 0);
+    if (redelivered > 0) eventsRedelivered.add(redelivered, this.metricAttributes.consumer);
     let results;
     try {
       results = await applyBatch(this.db, batch, (trx, msg) => this.processTraced(trx, msg));
@@ -152,12 +155,9 @@ export class ConsumerRunner<Tables> {
       for (const msg of batch) await retry(msg, error as Error);
       return;
     }
-    // Metrics are counted per batch: one add() per outcome instead of one per event.
     let applied = 0;
     let duplicates = 0;
-    let redelivered = 0;
     for (const { msg, outcome, error } of results) {
-      if (msg.info.deliveryCount > 1) redelivered++;
       if (outcome) {
         msg.ack();
         if (outcome === "applied") applied++;
@@ -168,7 +168,6 @@ export class ConsumerRunner<Tables> {
     }
     if (applied > 0) eventsConsumed.add(applied, this.metricAttributes.applied);
     if (duplicates > 0) eventsConsumed.add(duplicates, this.metricAttributes.duplicate);
-    if (redelivered > 0) eventsRedelivered.add(redelivered, this.metricAttributes.consumer);
   }
 
   /** Applies one message under a CONSUMER span that continues the producer's trace. */
@@ -225,6 +224,8 @@ export class ConsumerRunner<Tables> {
           "messaging.consumer.group.name": this.spec.name,
         },
       };
+      // Subjects name event types, not aggregates, so this stays small; bounded all the same.
+      if (this.spanShapes.size >= 1_000) this.spanShapes.clear();
       this.spanShapes.set(subject, shape);
     }
     return shape;
