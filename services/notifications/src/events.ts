@@ -1,8 +1,8 @@
-import { defineConsumer, eventEmitter, type StreamSpec } from "@meshwork/platform";
+import { defineVariantConsumer, eventEmitter, type StreamSpec } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent_AccountClosureRequested } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { NotificationEventSchema } from "@meshwork/proto/meshwork/notifications/v1/events_pb.js";
 import type { Transaction } from "kysely";
-import type { NotificationsDatabase, NotificationsTables } from "./store.ts";
+import type { NotificationsDatabase } from "./store.ts";
 
 /** notifications publishes what it sent. One stream for the domain, one subject per variant. */
 export const NOTIFICATIONS_STREAM: StreamSpec = {
@@ -19,16 +19,14 @@ export const notificationEvents = eventEmitter(NotificationEventSchema, {
 /** It hears identity's AccountClosureRequested and says goodbye (its part of the closure choreography). */
 export function notificationsConsumers(onClosure: (trx: Transaction<NotificationsDatabase>, request: UserEvent_AccountClosureRequested) => Promise<void>) {
   return [
-    defineConsumer<NotificationsTables, typeof UserEventSchema>({
+    defineVariantConsumer({
       name: "notifications-farewell",
       stream: "IDENTITY",
-      filterSubjects: ["identity.v1.user.account_closure_requested"],
+      subject: "identity.v1.user.account_closure_requested",
       schema: UserEventSchema,
+      variant: "accountClosureRequested",
       maxDeliver: 10,
-      backoffMs: [200, 1_000, 5_000],
-      handle: async (event, trx) => {
-        if (event.message.event.case === "accountClosureRequested") await onClosure(trx, event.message.event.value);
-      },
+      handle: (request, trx: Transaction<NotificationsDatabase>) => onClosure(trx, request),
     }),
   ];
 }

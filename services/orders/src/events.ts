@@ -1,8 +1,8 @@
-import { defineConsumer, eventEmitter, type StreamSpec } from "@meshwork/platform";
+import { defineVariantConsumer, eventEmitter, type StreamSpec } from "@meshwork/platform";
 import { UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { OrderEventSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import type { Transaction } from "kysely";
-import type { OrdersDatabase, OrdersTables } from "./store.ts";
+import type { OrdersDatabase } from "./store.ts";
 
 /**
  * orders publishes its orders' events. Its saga is orchestrated over RPC (docs/saga.md); the one
@@ -24,16 +24,14 @@ export const orderEvents = eventEmitter(OrderEventSchema, {
 
 export function ordersConsumers(onAccountClosure: (trx: Transaction<OrdersDatabase>, userId: string) => Promise<void>) {
   return [
-    defineConsumer<OrdersTables, typeof UserEventSchema>({
+    defineVariantConsumer({
       name: "orders-account-closure",
       stream: "IDENTITY",
-      filterSubjects: ["identity.v1.user.account_closure_requested"],
+      subject: "identity.v1.user.account_closure_requested",
       schema: UserEventSchema,
+      variant: "accountClosureRequested",
       maxDeliver: 10,
-      backoffMs: [200, 1_000, 5_000],
-      handle: async (event, trx) => {
-        if (event.message.event.case === "accountClosureRequested") await onAccountClosure(trx, event.message.event.value.userId);
-      },
+      handle: (request, trx: Transaction<OrdersDatabase>) => onAccountClosure(trx, request.userId),
     }),
   ];
 }

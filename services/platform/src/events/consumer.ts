@@ -13,7 +13,7 @@ import { retryOrDeadLetter } from "./consumer/dead-lettering.ts";
 import { rebuildProjection } from "./consumer/rebuilding.ts";
 import type { ConsumerSpec } from "./consumer/spec.ts";
 
-export { defineConsumer, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./consumer/spec.ts";
+export { defineConsumer, defineVariantConsumer, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./consumer/spec.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/consumer");
 
