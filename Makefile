@@ -64,7 +64,7 @@ load: install ## weighted user journeys for 30 s against make dev, then rate, er
 	node loadgen/src/main.ts
 
 # Generated from the services manifest (the `meshwork` field of each services/<name>/package.json).
-MANIFEST_OUTPUTS := charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
+MANIFEST_OUTPUTS := services/audit/src/audited.generated.ts charts/meshwork/values.yaml charts/meshwork/values-dev.yaml charts/meshwork/values-prod.yaml k8s/postgres/postgres.yaml tilt/services.star
 
 generate: install ## regenerate TypeScript from the .proto files, the chart's access tables and CORS lists, and everything the services manifest feeds
 	buf generate
@@ -128,7 +128,7 @@ clean: ## remove local data (keeps installed tools)
 chart-check: install ## helm lint/template matrix, schema validation, istioctl analyze, kube-score, tiltfile, rendered examples
 	scripts/chart-check.sh
 
-images: install ## build every service image with buildah and start each once
+images: install ## build every service image, the console's and the load generator's with buildah, and start each once
 	scripts/build-images.sh
 
 cluster-up: install ## a single-node Kubernetes on this machine from pinned sources (KWOK_NODES=3: fake nodes instead); kubeconfig .data/cluster/kubeconfig

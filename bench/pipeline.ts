@@ -13,7 +13,7 @@ import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/syste
 import { profileEnv, type Benchmark } from "./lib/context.ts";
 import { metric } from "./lib/report.ts";
 import { percentiles } from "./lib/stats.ts";
-import { BenchSystem } from "./lib/system.ts";
+import { BenchSystem, cpuTimeMsOf } from "./lib/system.ts";
 
 /** The baseline's stream: IDENTITY's settings under another name, so both live on one server. */
 const RAW_STREAM: StreamSpec = { ...IDENTITY_STREAM, name: "BENCHRAW", subjects: ["benchraw.>"] };
@@ -35,6 +35,8 @@ interface Target {
   js: JetStreamClient;
   acks: AckWatcher;
   lastSeq(): Promise<number>;
+  /** The consuming process, whose CPU time per event the throughput phase measures. */
+  pid: number;
 }
 
 
@@ -75,13 +77,29 @@ export const pipeline: Benchmark = {
       );
       await waitFor(() => moleculer!.output().includes("ready"), "Moleculer channels consumer", 20_000);
       const targets: Target[] = [
-        { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER, ...main, lastSeq: () => main.lastSeq(RAW_STREAM.name) },
-        { label: "presence", stream: IDENTITY_STREAM.name, subject: userEvents.subjects.signedIn, consumer: PROJECTION_CONSUMER, ...main, lastSeq: () => main.lastSeq(IDENTITY_STREAM.name) },
-        { label: "moleculer", stream: MOLECULER_STREAM, subject: MOLECULER_SUBJECT, consumer: MOLECULER_GROUP, ...main, lastSeq: () => main.lastSeq(MOLECULER_STREAM) },
+        { label: "raw", stream: RAW_STREAM.name, subject: RAW_SUBJECT, consumer: RAW_CONSUMER, ...main, lastSeq: () => main.lastSeq(RAW_STREAM.name), pid: raw.child.pid! },
+        {
+          label: "presence",
+          stream: IDENTITY_STREAM.name,
+          subject: userEvents.subjects.signedIn,
+          consumer: PROJECTION_CONSUMER,
+          ...main,
+          lastSeq: () => main.lastSeq(IDENTITY_STREAM.name),
+          pid: system.pid("presence"),
+        },
+        {
+          label: "moleculer",
+          stream: MOLECULER_STREAM,
+          subject: MOLECULER_SUBJECT,
+          consumer: MOLECULER_GROUP,
+          ...main,
+          lastSeq: () => main.lastSeq(MOLECULER_STREAM),
+          pid: moleculer.child.pid!,
+        },
       ];
       const count = Math.round(3_000 * context.timeScale);
       const latencyEvents = Math.round(3 * RATE * context.timeScale);
-      const results = new Map(targets.map((t) => [t.label, { eps: [] as number[], p50: [] as number[], p99: [] as number[], max: [] as number[] }]));
+      const results = new Map(targets.map((t) => [t.label, { eps: [] as number[], cpuUs: [] as number[], p50: [] as number[], p99: [] as number[], max: [] as number[] }]));
 
       // Warm-up: JIT, prepared statements, consumer pull loops.
       for (const target of targets) await burst(target, await target.lastSeq(), 500, WINDOW);
@@ -89,8 +107,10 @@ export const pipeline: Benchmark = {
       for (let run = 1; run <= context.runs; run++) {
         for (const target of targets) {
           const entry = results.get(target.label)!;
+          const cpuBefore = cpuTimeMsOf(target.pid);
           const throughput = await burst(target, await target.lastSeq(), count, WINDOW);
           entry.eps.push(count / (throughput.elapsedMs / 1000));
+          entry.cpuUs.push(((cpuTimeMsOf(target.pid) - cpuBefore) * 1000) / count);
           await sleep(200);
           const paced = await burst(target, await target.lastSeq(), latencyEvents, Infinity, RATE);
           const stats = percentiles(paced.latenciesMs);
@@ -98,7 +118,7 @@ export const pipeline: Benchmark = {
           entry.p99.push(stats.p99);
           entry.max.push(Math.max(...paced.latenciesMs));
           context.log(
-            `  run ${run} ${target.label}: ${entry.eps.at(-1)!.toFixed(0)} events/s; at ${RATE}/s p50 ${stats.p50.toFixed(2)} ms, p99 ${stats.p99.toFixed(2)} ms`,
+            `  run ${run} ${target.label}: ${entry.eps.at(-1)!.toFixed(0)} events/s, ${entry.cpuUs.at(-1)!.toFixed(0)} µs CPU/event; at ${RATE}/s p50 ${stats.p50.toFixed(2)} ms, p99 ${stats.p99.toFixed(2)} ms`,
           );
           await sleep(200);
         }
@@ -118,6 +138,9 @@ export const pipeline: Benchmark = {
             met: (ratio ?? 0) >= 1.0,
           })),
           metric("Moleculer channels: events/s", "events/s", "higher", m.eps, { name: "raw JetStream events/s", values: r.eps }),
+          metric("consumer CPU per event (throughput phase)", "µs", "lower", p.cpuUs, { name: "Moleculer channels µs/event", values: m.cpuUs }),
+          metric("Moleculer channels: consumer CPU per event", "µs", "lower", m.cpuUs, { name: "raw JetStream µs/event", values: r.cpuUs }),
+          metric("consumer CPU per event vs raw JetStream", "µs", "lower", p.cpuUs, { name: "raw JetStream µs/event", values: r.cpuUs }),
           metric(`latency p50 at ${RATE} events/s`, "ms", "lower", p.p50, { name: "raw p50", values: r.p50 }),
           metric(`latency p99 at ${RATE} events/s`, "ms", "lower", p.p99, { name: "raw p99", values: r.p99 }, (value) => ({
             text: "< 10 ms",
@@ -127,7 +150,7 @@ export const pipeline: Benchmark = {
           metric(`Moleculer channels: latency p99 at ${RATE} events/s`, "ms", "lower", m.p99, { name: "raw p99", values: r.p99 }),
         ],
         notes: [
-          `Throughput: ${count} events published with up to ${WINDOW} awaiting their PubAck, timed from the first publish to the last consumer ack. Latency: ${latencyEvents} events paced at ${RATE}/s, each timed from its publish call to its ack.`,
+          `Throughput: ${count} events published with up to ${WINDOW} awaiting their PubAck, timed from the first publish to the last consumer ack. Latency: ${latencyEvents} events paced at ${RATE}/s, each timed from its publish call to its ack. CPU per event: user + system time of the consuming process (/proc/<pid>/stat) over the throughput phase, divided by the events; it moves far less with the machine's load than a rate does.`,
           "Moleculer peer (bench/peers/moleculer): moleculer 0.14.36 + @moleculer/channels 0.1.8 (the newest pair the channels package supports), NATS JetStream adapter, maxInFlight 256, ack after the handler; the handler decodes the same protobuf event and applies it in one better-sqlite3 transaction (processed-event row, ended-session check, insert) per event.",
           "Only nats-server and presence run (the bench creates the IDENTITY stream itself); audit, which also consumes IDENTITY, is not started so the figure is presence's hop alone.",
         ],

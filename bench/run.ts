@@ -48,8 +48,9 @@ const machine = machineInfo(natsServerBinary(), context.h2load);
 log(`meshwork bench: ${selected.map((bench) => bench.name).join(", ")}; ${context.runs} runs each; ${machine.cpus} CPUs, Node ${machine.node}`);
 
 const started = performance.now();
-// Services run from their esbuild bundles, as in the images: build them from the current sources.
-for (const service of allServices()) await bundleService(service);
+// Services run from their esbuild bundles, as in the images: build them from the current sources
+// (laid out readably when profiling, so that profile-summary.ts can name each frame's module).
+for (const service of allServices()) await bundleService(service, { readable: profileDir !== undefined });
 log(`bundled ${allServices().join(", ")} (scripts/bundle-services.ts)`);
 for (const bench of selected) {
   log(`\n== ${bench.name}: ${bench.title}`);

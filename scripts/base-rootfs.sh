@@ -13,8 +13,10 @@ VERSION=$("$NODE" --version | tr -d v)
 IMAGE="localhost/meshwork/node-base:$VERSION"
 ADDONS_DIR="${1:-}"
 
-# The recipe's hash is part of the stamp so a change here rebuilds the base.
-recipe=$( { sha256sum "$0"; sha256sum "$NODE"; } | sha256sum | cut -c1-12)
+# The recipe's hash is part of the stamp so a change here rebuilds the base. Contents only (read
+# from stdin): with the file names in it, every checkout of the repository had its own recipe and
+# rebuilt the shared base image.
+recipe=$( { sha256sum < "$0"; sha256sum < "$NODE"; } | sha256sum | cut -c1-12)
 if buildah inspect --type image --format '{{index .ImageAnnotations "meshwork.dev/recipe"}}' "$IMAGE" 2>/dev/null | grep -qx "$recipe"; then
   echo "$IMAGE"; exit 0
 fi

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds one image per service from services/Dockerfile with buildah (chroot isolation: no
 # daemon, no cgroups needed), then starts each image's own entrypoint once with --check-config.
+# The console (console/Dockerfile) and the load generator (loadgen/Dockerfile) are built and
+# started once the same way: the console serves its app, the load generator checks its settings.
 #
-#   scripts/build-images.sh [service...]     default: every services/*/src/main.ts
+#   scripts/build-images.sh [name...]        default: every services/*/src/main.ts, console, loadgen
 #   scripts/build-images.sh --stage-deps     only stage production node_modules (tilt uses it)
 #
 # Environment:
-#   TAG=dev                       image tag (images are meshwork/<service>:<tag>)
+#   TAG=dev                       image tag (images are meshwork/<name>:<tag>, as the chart names them)
 #   BASE_IMAGE=...                use a registry base (e.g. node:24.21.0-bookworm-slim) instead of
 #                                 the local rootfs assembled by scripts/base-rootfs.sh
 #   BUILDAH_ISOLATION=chroot
@@ -70,20 +72,69 @@ base_image() {
   "$ROOT/scripts/base-rootfs.sh" "$DEPS/node_modules"
 }
 
+node_under() { # pid -> the first descendant process whose command is node
+  local queue=("$1") pid
+  while [[ ${#queue[@]} -gt 0 ]]; do
+    pid=${queue[0]}; queue=("${queue[@]:1}")
+    # argv[0], not comm: node names its main thread "MainThread".
+    [[ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)" == */node ]] && { echo "$pid"; return; }
+    mapfile -t -O "${#queue[@]}" queue < <(pgrep -P "$pid")
+  done
+}
+
+entrypoint_of() { # image -> its entrypoint, one word a line
+  buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$1" | sed '/^$/d'
+}
+
+# Read-only root filesystem compatible: what a run changed in the container's filesystem outside
+# /tmp (buildah itself writes /etc/hosts, /etc/resolv.conf and /etc/hostname for the run).
+written_outside_tmp() { # container, a file older than the run
+  local mnt
+  mnt=$(buildah mount "$1")
+  find "$mnt" -xdev -newer "$2" ! -path "$mnt/tmp" ! -path "$mnt/tmp/*" \
+    ! -path "$mnt" ! -path "$mnt/etc" ! -path "$mnt/etc/hosts" ! -path "$mnt/etc/resolv.conf" ! -path "$mnt/etc/hostname" \
+    ! -path "$mnt/dev" ! -path "$mnt/proc" ! -path "$mnt/sys" ! -path "$mnt/run" ! -path "$mnt/run/*" | sed "s#^$mnt##"
+  buildah umount "$1" >/dev/null
+}
+
 if [[ "${1:-}" == "--stage-deps" ]]; then stage_prod_deps; exit 0; fi
 
-services=("$@")
-if [[ ${#services[@]} -eq 0 ]]; then
+# The programs beside the services that ship as images (APPS in scripts/bundle-services.ts).
+mapfile -t known_apps < <(node --input-type=module --eval 'import { APPS } from "./scripts/bundle-services.ts"; console.log(Object.keys(APPS).join("\n"))')
+services=() apps=()
+for name in "$@"; do
+  if [[ -f "services/$name/src/main.ts" ]]; then services+=("$name")
+  elif [[ " ${known_apps[*]} " == *" $name "* ]]; then apps+=("$name")
+  else log "$name is neither a service (services/$name/src/main.ts) nor one of: ${known_apps[*]}"; exit 2
+  fi
+done
+if [[ $# -eq 0 ]]; then
   for main in services/*/src/main.ts; do services+=("$(basename "$(dirname "$(dirname "$main")")")"); done
+  apps=("${known_apps[@]}")
 fi
 
 ensure_buildah
+# Staged even for the apps alone: the base image carries the libraries the addons link against.
 stage_prod_deps
-# Each image runs its service's esbuild bundle (services/<name>/dist), built here from the sources.
-log "bundling ${services[*]} (scripts/bundle-services.ts)"
-node scripts/bundle-services.ts "${services[@]}" >&2
+# Each image runs an esbuild bundle (services/<name>/dist, console/dist-server, loadgen/dist),
+# built here from the sources; the console's app is built by Vite (console/dist).
+log "bundling ${services[*]} ${apps[*]} (scripts/bundle-services.ts)"
+node scripts/bundle-services.ts "${services[@]}" "${apps[@]}" >&2
+if [[ " ${apps[*]} " == *" console "* ]]; then
+  log "building the console's app (npm run build -w console)"
+  npm run --silent build -w console -- --logLevel warn >&2
+fi
 base=$(base_image)
 log "base image: $base"
+
+for app in "${apps[@]}"; do
+  image="meshwork/$app:$TAG"
+  start=$(date +%s)
+  log "building $image"
+  buildah bud --quiet --layers=false --isolation "$BUILDAH_ISOLATION" --pull-never \
+    --build-arg "BASE_IMAGE=$base" -f "$app/Dockerfile" -t "$image" . >/dev/null
+  log "built $image in $(( $(date +%s) - start ))s"
+done
 
 for svc in "${services[@]}"; do
   image="meshwork/$svc:$TAG"
@@ -104,7 +155,7 @@ for svc in "${services[@]}"; do
   image="meshwork/$svc:$TAG"
   ctr=$(buildah from --pull-never "$image")
   trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
-  mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
+  mapfile -t entrypoint < <(entrypoint_of "$image")
   user=$(buildah inspect --format '{{.OCIv1.Config.User}}' "$image")
   version=$(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" "$ctr" -- node --version)
   log "$image: node --version -> $version"
@@ -120,17 +171,8 @@ for svc in "${services[@]}"; do
 done
 # With a NATS server at hand (scripts/install-tools.sh nats), run each image for real: it must
 # become ready (/readyz) and, on SIGTERM sent to node itself, drain and exit 0.
-node_under() { # pid -> the first descendant process whose command is node
-  local queue=("$1") pid
-  while [[ ${#queue[@]} -gt 0 ]]; do
-    pid=${queue[0]}; queue=("${queue[@]:1}")
-    # argv[0], not comm: node names its main thread "MainThread".
-    [[ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)" == */node ]] && { echo "$pid"; return; }
-    mapfile -t -O "${#queue[@]}" queue < <(pgrep -P "$pid")
-  done
-}
 nats_bin="$ROOT/.tools/bin/nats-server"
-if [[ -x "$nats_bin" ]]; then
+if [[ -x "$nats_bin" && ${#services[@]} -gt 0 ]]; then
   nats_dir=$(mktemp -d)
   "$nats_bin" -js -a 127.0.0.1 -p 14222 -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
   nats_pid=$!
@@ -145,7 +187,7 @@ if [[ -x "$nats_bin" ]]; then
   for svc in "${ordered[@]}"; do
     image="meshwork/$svc:$TAG"; admin=$((19051 + n)); rpc=$((15051 + n)); n=$((n + 1))
     ctr=$(buildah from --pull-never "$image")
-    mapfile -t entrypoint < <(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{println .}}{{end}}' "$image" | sed '/^$/d')
+    mapfile -t entrypoint < <(entrypoint_of "$image")
     buildah run --isolation "$BUILDAH_ISOLATION" --user 10001:10001 --workingdir /app \
       --env NATS_URL=nats://127.0.0.1:14222 --env RPC_PORT=$rpc --env ADMIN_PORT=$admin \
       --env DATA_DIR=/tmp/data --env SHUTDOWN_GRACE_MS=3000 \
@@ -166,13 +208,7 @@ if [[ -x "$nats_bin" ]]; then
     [[ -n "$node_pid" ]] || { log "$image: no node process found under buildah run"; exit 1; }
     kill -TERM "$node_pid"
     status=0; wait $run_pid || status=$?
-    # Read-only root filesystem compatible: nothing but /tmp changed in the container's filesystem
-    # (buildah itself writes /etc/hosts, /etc/resolv.conf and /etc/hostname for the run).
-    mnt=$(buildah mount "$ctr")
-    written=$(find "$mnt" -xdev -newer "$nats_dir/log" ! -path "$mnt/tmp" ! -path "$mnt/tmp/*" \
-      ! -path "$mnt" ! -path "$mnt/etc" ! -path "$mnt/etc/hosts" ! -path "$mnt/etc/resolv.conf" ! -path "$mnt/etc/hostname" \
-      ! -path "$mnt/dev" ! -path "$mnt/proc" ! -path "$mnt/sys" ! -path "$mnt/run" ! -path "$mnt/run/*" | sed "s#^$mnt##")
-    buildah umount "$ctr" >/dev/null
+    written=$(written_outside_tmp "$ctr" "$nats_dir/log")
     buildah rm "$ctr" >/dev/null
     [[ -z "$written" ]] || { log "$image wrote outside /tmp: $written"; exit 1; }
     [[ $status -eq 0 ]] || { cat "$nats_dir/$svc.log" >&2; log "$image exited $status after SIGTERM"; exit 1; }
@@ -180,5 +216,60 @@ if [[ -x "$nats_bin" ]]; then
   done
 fi
 
-buildah rmi --prune >/dev/null 2>&1 || true  # the unnamed stage-1 images
-log "images: ${services[*]/#/meshwork/} (tag $TAG)"
+
+# The console: its entrypoint serves the built app (index.html, and the script it loads, with the
+# right type), answers an RPC path it has no upstream for with 404 (in a cluster the gateway routes
+# those), writes nothing outside /tmp, and exits 0 on SIGTERM.
+prove_console() {
+  local image="meshwork/console:$TAG" ctr user port since run_pid index script type code node_pid status written
+  ctr=$(buildah from --pull-never "$image")
+  trap 'buildah rm "$ctr" >/dev/null 2>&1 || true; trap - RETURN' RETURN
+  mapfile -t entrypoint < <(entrypoint_of "$image")
+  user=$(buildah inspect --format '{{.OCIv1.Config.User}}' "$image")
+  port=$(node --eval 'const s = require("node:net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+  since=$(mktemp); sleep 1
+  buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" --env CONSOLE_HOST=127.0.0.1 --env CONSOLE_PORT="$port" \
+    "$ctr" -- "${entrypoint[@]}" >"$since.log" 2>&1 &
+  run_pid=$!
+  for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$port/config.json" >/dev/null 2>&1 && break; sleep 0.5; done
+  index=$(curl -fsS "http://127.0.0.1:$port/") || { cat "$since.log" >&2; log "$image: no page on /"; return 1; }
+  script=$(grep -o 'src="/assets/[^"]*\.js"' <<<"$index" | head -1 | cut -d'"' -f2)
+  [[ "$index" == *"<title>Meshwork console</title>"* && -n "$script" ]] || { log "$image: / is not the console's page"; return 1; }
+  type=$(curl -fsS -o /dev/null -w '%{content_type}' "http://127.0.0.1:$port$script") || { log "$image: $script not served"; return 1; }
+  [[ "$type" == text/javascript* ]] || { log "$image: $script served as $type"; return 1; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/meshwork.identity.v1.IdentityService/SignIn")
+  [[ "$code" == 404 ]] || { log "$image: an RPC path with no upstream answered $code, not 404"; return 1; }
+  node_pid=$(node_under $run_pid)
+  [[ -n "$node_pid" ]] || { log "$image: no node process found under buildah run"; return 1; }
+  kill -TERM "$node_pid"
+  status=0; wait $run_pid || status=$?
+  written=$(written_outside_tmp "$ctr" "$since")
+  rm -f "$since" "$since.log"
+  [[ -z "$written" ]] || { log "$image wrote outside /tmp: $written"; return 1; }
+  [[ $status -eq 0 ]] || { log "$image exited $status after SIGTERM"; return 1; }
+  log "$image: serves / and $script ($type), RPC path without upstream -> 404, wrote only under /tmp, SIGTERM -> exited 0"
+}
+
+# The load generator: its entrypoint validates the settings the chart's Job passes and prints the
+# plan; a bad one is refused with exit 2 and the reason. (Running journeys needs the whole system:
+# `make load` against `make dev`, or the chart's Job in a cluster.)
+prove_loadgen() {
+  local image="meshwork/loadgen:$TAG" ctr user out status
+  ctr=$(buildah from --pull-never "$image")
+  trap 'buildah rm "$ctr" >/dev/null 2>&1 || true; trap - RETURN' RETURN
+  mapfile -t entrypoint < <(entrypoint_of "$image")
+  user=$(buildah inspect --format '{{.OCIv1.Config.User}}' "$image")
+  out=$(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" --env LOAD_USERS=3 --env LOAD_RATE=2 --env LOAD_DURATION_SECONDS=5 \
+    "$ctr" -- "${entrypoint[@]}" --check-config)
+  [[ "$out" == "load: 3 users, 2 journeys/s for 5 s"* ]] || { log "$image: unexpected plan: $out"; return 1; }
+  status=0
+  out=$(buildah run --isolation "$BUILDAH_ISOLATION" --user "$user" --env LOAD_RATE=0 "$ctr" -- "${entrypoint[@]}" --check-config 2>&1) || status=$?
+  [[ $status -eq 2 && "$out" == *"LOAD_RATE must be a positive number"* ]] || { log "$image: LOAD_RATE=0 gave exit $status: $out"; return 1; }
+  log "$image: --check-config -> \"${out%%$'\n'*}\" for LOAD_RATE=0 (exit 2); the plan for valid settings (exit 0)"
+}
+
+for app in "${apps[@]}"; do "prove_$app"; done
+
+# The unnamed stage-1 images of the services' two-stage builds (the apps' builds have one stage).
+[[ ${#services[@]} -gt 0 ]] && { buildah rmi --prune >/dev/null 2>&1 || true; }
+log "images: $(printf 'meshwork/%s ' "${services[@]}" "${apps[@]}")(tag $TAG)"

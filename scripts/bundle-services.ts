@@ -6,7 +6,11 @@
  * the .ts sources. Stack traces still name the TypeScript files and lines: the images start Node
  * with --enable-source-maps.
  *
- *   node scripts/bundle-services.ts [service...]   default: every services/<name>/src/main.ts
+ *   node scripts/bundle-services.ts [name...]   default: every services/<name>/src/main.ts
+ *
+ * A name may also be one of the two programs beside the services (APPS): the console's server
+ * (console/dist-server/server.mjs) and the load generator (loadgen/dist/main.mjs). Their images
+ * need no node_modules at all: everything they import is pure JavaScript and inside the bundle.
  *
  * The bundle evaluates the platform's telemetry registration first, then the service's main.ts,
  * the order `node --import @meshwork/platform/telemetry-register.ts .../main.ts` gives the
@@ -31,6 +35,12 @@ export const EXTERNAL = [
   "thread-stream",
 ];
 
+/** Programs that are not services but ship as images too: entry point and bundle, from the root. */
+export const APPS: Record<string, { entry: string; outfile: string }> = {
+  console: { entry: "console/server.ts", outfile: "console/dist-server/server.mjs" },
+  loadgen: { entry: "loadgen/src/main.ts", outfile: "loadgen/dist/main.mjs" },
+};
+
 export function bundlePath(service: string): string {
   return path.join(ROOT, "services", service, "dist", "main.mjs");
 }
@@ -42,16 +52,39 @@ export function allServices(): string[] {
     .sort();
 }
 
-export async function bundleService(service: string): Promise<{ file: string; bytes: number }> {
-  const outfile = bundlePath(service);
+export interface BundleOptions {
+  /**
+   * Keep esbuild's readable layout (one module after another, each under a `// <path>` comment):
+   * `BENCH_PROFILE=1` asks for it so that bench/profile-summary.ts can name the dependency behind
+   * each frame. Otherwise whitespace and comments are dropped (names are kept): V8 holds a
+   * module's whole source text for as long as the process runs (lazy compilation,
+   * Function.prototype.toString), and a few non-Latin-1 characters in dependencies' comments made
+   * it store presence's 3.7 MB bundle at two bytes a character, 7 MiB of its idle heap; minified,
+   * the text is 2.4 MB (docs/performance.md). Meshwork's own frames are still mapped to the
+   * TypeScript by the source map; a dependency's frame names a column of the bundle's long lines.
+   */
+  readable?: boolean;
+}
+
+export async function bundleService(service: string, options: BundleOptions = {}): Promise<{ file: string; bytes: number }> {
+  return bundle(bundlePath(service), options, {
+    // Dynamic imports keep the order: telemetry is registered before any tracer or meter is made.
+    contents: `await import("@meshwork/platform/telemetry-register.ts");\nawait import("./services/${service}/src/main.ts");\n`,
+    resolveDir: ROOT,
+    sourcefile: "bundle-entry.ts",
+    loader: "ts",
+  });
+}
+
+export async function bundleApp(name: string): Promise<{ file: string; bytes: number }> {
+  const app = APPS[name];
+  if (!app) throw new Error(`${name} is neither a service (services/${name}/src/main.ts) nor one of ${Object.keys(APPS).join(", ")}`);
+  return bundle(path.join(ROOT, app.outfile), {}, { contents: `await import("./${app.entry}");\n`, resolveDir: ROOT, sourcefile: "bundle-entry.ts", loader: "ts" });
+}
+
+async function bundle(outfile: string, options: BundleOptions, stdin: NonNullable<Parameters<typeof build>[0]["stdin"]>): Promise<{ file: string; bytes: number }> {
   await build({
-    stdin: {
-      // Dynamic imports keep the order: telemetry is registered before any tracer or meter is made.
-      contents: `await import("@meshwork/platform/telemetry-register.ts");\nawait import("./services/${service}/src/main.ts");\n`,
-      resolveDir: ROOT,
-      sourcefile: "bundle-entry.ts",
-      loader: "ts",
-    },
+    stdin,
     bundle: true,
     platform: "node",
     target: "node24",
@@ -64,6 +97,7 @@ export async function bundleService(service: string): Promise<{ file: string; by
     sourcemap: "linked",
     sourcesContent: false,
     legalComments: "none",
+    minifyWhitespace: !options.readable,
     logLevel: "warning",
     // CommonJS dependencies inside an ES module still call require() and read __dirname.
     banner: {
@@ -180,9 +214,10 @@ function filesBesideSources(outdir: string): Plugin {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const wanted = process.argv.slice(2);
-  for (const service of wanted.length > 0 ? wanted : allServices()) {
+  const services = allServices();
+  for (const name of wanted.length > 0 ? wanted : services) {
     const started = performance.now();
-    const { file, bytes } = await bundleService(service);
+    const { file, bytes } = services.includes(name) ? await bundleService(name) : await bundleApp(name);
     console.log(`bundled ${path.relative(ROOT, file)} (${(bytes / 1024).toFixed(0)} KiB) in ${(performance.now() - started).toFixed(0)} ms`);
   }
 }

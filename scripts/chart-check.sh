@@ -107,17 +107,7 @@ for name in "${examples[@]}"; do
   echo "$name: $(grep -c '^\[OK\]' <<<"$out") ok, skipped: ${ignore[*]:-none}"
 done
 
-step "test/deploy: access table <-> mesh policy, rendered config accepted by the services"
-node_modules/.bin/mocha 'test/deploy/**/*.spec.ts'
-
-step "Tiltfile"
-if $have_tilt; then
-  TILT_DISABLE_ANALYTICS=1 tilt alpha tiltfile-result -f Tiltfile >"$work/tiltfile.json" || fail "tilt could not evaluate the Tiltfile"
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d.get("Error"), d["Error"]; print("Tiltfile evaluates:", ", ".join(m["Name"] for m in d["Manifests"]))' "$work/tiltfile.json"
-else
-  fail "tilt is not installed (scripts/install-tools.sh tilt failed)"
-fi
-
+# Before test/deploy, which reads the prod render: with --update it must see the fresh one.
 step "examples' rendered/ match the chart"
 for name in "${examples[@]}"; do
   rm -rf "$work/fresh-$name"
@@ -134,5 +124,16 @@ for name in "${examples[@]}"; do
     echo "$name: up to date"
   fi
 done
+
+step "test/deploy: access table <-> mesh policy, rendered config accepted by the services"
+node_modules/.bin/mocha 'test/deploy/**/*.spec.ts'
+
+step "Tiltfile"
+if $have_tilt; then
+  TILT_DISABLE_ANALYTICS=1 tilt alpha tiltfile-result -f Tiltfile >"$work/tiltfile.json" || fail "tilt could not evaluate the Tiltfile"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d.get("Error"), d["Error"]; print("Tiltfile evaluates:", ", ".join(m["Name"] for m in d["Manifests"]))' "$work/tiltfile.json"
+else
+  fail "tilt is not installed (scripts/install-tools.sh tilt failed)"
+fi
 
 echo; echo "chart-check: all checks passed"

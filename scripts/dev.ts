@@ -2,8 +2,8 @@
  * `make dev`: nats-server with JetStream, then every service in the manifest (services/<name>/
  * package.json) as a separate process, each ready before the table of endpoints is printed.
  * The web console on 8080; with
- * MESHWORK_TRACES=jaeger, Jaeger first, and every service exports its spans to it. Ctrl-C stops
- * everything in order.
+ * MESHWORK_TRACES=jaeger, Jaeger first, and every service exports its spans to it
+ * (MESHWORK_JAEGER_UI=<dir>: a built Jaeger UI for Jaeger to serve). Ctrl-C stops everything in order.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -20,6 +20,7 @@ const natsPort = Number(process.env["NATS_PORT"] ?? 4222) + offset;
 const ports: typeof DEFAULT_PORTS = Object.fromEntries(SERVICES.map((name) => [name, { rpc: DEFAULT_PORTS[name]!.rpc + offset, admin: DEFAULT_PORTS[name]!.admin + offset }]));
 const consolePort = Number(process.env["CONSOLE_PORT"] ?? 8080) + offset;
 const jaegerPorts = process.env["MESHWORK_TRACES"] === "jaeger" ? (Object.fromEntries(Object.entries(DEFAULT_JAEGER_PORTS).map(([key, port]) => [key, port + offset])) as unknown as JaegerPorts) : undefined;
+const jaegerUi = process.env["MESHWORK_JAEGER_UI"] || undefined;
 const admin = adminCredentials();
 // identity keeps no state about service clients, so fresh secrets on every start are enough.
 const clientEnv = serviceClientEnv();
@@ -39,7 +40,9 @@ try {
       onLine: (line) => /\[(ERR|WRN)\]/.test(line) && print(`[nats] ${line}`),
     }),
   );
-  if (jaegerPorts) processes.push(await startJaeger(jaegerPorts, (line) => /error/i.test(line) && print(`[jaeger] ${line}`)));
+  if (jaegerPorts) {
+    processes.push(await startJaeger(jaegerPorts, { onLine: (line) => /error/i.test(line) && print(`[jaeger] ${line}`), uiAssets: jaegerUi }));
+  }
   const jwksUrl = `http://127.0.0.1:${ports["identity"]!.admin}/.well-known/jwks.json`;
   const start = (name: string) =>
     startService({
@@ -96,7 +99,7 @@ Meshwork is up in ${((performance.now() - started) / 1000).toFixed(1)} s.
 ${SERVICES.map((name) => `  ${name.padEnd(10)} http://127.0.0.1:${ports[name]!.rpc}          http://127.0.0.1:${ports[name]!.admin}`).join("\n")}
   nats       nats://127.0.0.1:${natsPort} (JetStream, data in ${path.relative(ROOT, dataDir) || "."}/nats)
   console    http://127.0.0.1:${consolePort}   (web console: sign in, live count, events, orders, dead letters)
-  traces     ${jaegerPorts ? `http://127.0.0.1:${jaegerPorts.query}   (Jaeger: query API and UI; OTLP/HTTP in on ${jaegerPorts.otlpHttp})` : "MESHWORK_TRACES=jaeger make dev sends them to Jaeger"}
+  traces     ${jaegerPorts ? `http://127.0.0.1:${jaegerPorts.query}   (Jaeger: query API and ${jaegerUi ? `the UI from ${jaegerUi}` : "a placeholder page (MESHWORK_JAEGER_UI=<jaeger-ui build> for the UI)"}; OTLP/HTTP in on ${jaegerPorts.otlpHttp})` : "MESHWORK_TRACES=jaeger make dev sends them to Jaeger"}
 
   admin      ${admin.email} / ${admin.password}${admin.generated ? `   (generated now, kept in ${path.relative(ROOT, dataDir)}/admin-credentials.json)` : ""}
 

@@ -3,7 +3,8 @@
  * `meshwork` field of each services/<name>/package.json): the chart's per-service ports and peer
  * URLs (values.yaml, adding a default entry for a new service), the dev and prod database
  * credentials (values-dev.yaml, values-prod.yaml, k8s/postgres/postgres.yaml) and Tilt's list of
- * services and ports (tilt/services.star). `make check-generated` fails when any of them drifts.
+ * services and ports (tilt/services.star), and what audit keeps and decodes
+ * (services/audit/src/audited.generated.ts). `make check-generated` fails when any of them drifts.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -22,6 +23,7 @@ export function generateServiceFiles(root = ROOT): string[] {
     return relative;
   };
   return [
+    write(root, AUDITED, auditedStreams(services.find((service) => service.name === "audit"), root)),
     rewrite("charts/meshwork/values.yaml", (text) => services.reduce((values, service) => chartEntry(values, service, byName), text)),
     rewrite("charts/meshwork/values-dev.yaml", (text) =>
       replaceBlock(text, "services", services.map((service) => `  ${service.name}:\n    database: { password: ${service.name}-dev-password }`)),
@@ -44,6 +46,42 @@ export function generateServiceFiles(root = ROOT): string[] {
       ]),
     ),
   ];
+}
+
+const AUDITED = "services/audit/src/audited.generated.ts";
+
+function write(root: string, relative: string, text: string): string {
+  const file = path.join(root, relative);
+  if (!fs.existsSync(file) || fs.readFileSync(file, "utf8") !== text) fs.writeFileSync(file, text);
+  return relative;
+}
+
+/**
+ * The streams audit keeps (its manifest says `"*"`: every stream another service produces) and
+ * every events.proto it must decode, so that a new service's events are kept and readable without
+ * an edit to audit.
+ */
+function auditedStreams(audit: ServiceManifest | undefined, root: string): string {
+  if (!audit) throw new Error("the manifest has no audit service");
+  const eventFiles: string[] = [];
+  const protoRoot = path.join(root, "proto", "meshwork");
+  for (const domain of fs.readdirSync(protoRoot).sort()) {
+    for (const version of fs.readdirSync(path.join(protoRoot, domain)).sort()) {
+      if (fs.existsSync(path.join(protoRoot, domain, version, "events.proto"))) eventFiles.push(`meshwork/${domain}/${version}/events`);
+    }
+  }
+  const symbol = (file: string) => `file_${file.replaceAll("/", "_")}`;
+  return [
+    `// ${GENERATED} and proto/meshwork/*/*/events.proto: do not edit.`,
+    ...eventFiles.map((file) => `import { ${symbol(file)} } from "@meshwork/proto/${file}_pb.js";`),
+    "",
+    "/** The streams audit keeps by default: every stream another service produces. */",
+    `export const AUDITED_STREAMS = ${JSON.stringify(audit.consumes)};`,
+    "",
+    "/** Every event contract, so audit decodes whatever it keeps. */",
+    `export const EVENT_FILES = [${eventFiles.map(symbol).join(", ")}];`,
+    "",
+  ].join("\n");
 }
 
 /**

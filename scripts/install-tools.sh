@@ -23,7 +23,8 @@ PYYAML_VERSION=6.0.4
 # Jaeger v2 is the collector-based binary cmd/jaeger; the Go module keeps the v1.x tag line
 # (v1.76.0 is the release that also carries v2.13.0). The module has a replace directive, so it is
 # built through a wrapper module. Its UI assets are not in the module (a placeholder page is
-# served); the query API on :16686 is complete.
+# served unless MESHWORK_JAEGER_UI names a jaeger-ui build: scripts/lib/jaeger.ts); the query API
+# on :16686 is complete.
 JAEGER_VERSION=v1.76.0
 # Prometheus tags its Go module v0.3xx.y for release 3.xx.y.
 PROMETHEUS_VERSION=v0.316.0

@@ -62,13 +62,17 @@ export async function runJourney(journey: Journey, user: VirtualUser, clients: C
         },
         auth(user),
       );
-      // The journey ends when the saga does: confirmed, or refunded and cancelled for XX.
+      // The journey ends when the saga does: confirmed, or refunded and cancelled for XX (shipping
+      // cannot deliver there). Any other end is what the user would see as a failure.
+      const expected = countryCode === "XX" ? OrderState.CANCELLED : OrderState.CONFIRMED;
       const deadline = Date.now() + options.orderTimeoutMs;
-      for (let order = placed.order!; !FINAL.has(order.state); ) {
+      let order = placed.order!;
+      while (!FINAL.has(order.state)) {
         if (Date.now() > deadline) throw new Error(`order ${order.id} still ${OrderState[order.state]} after ${options.orderTimeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 100));
         order = (await clients.orders.getOrder({ id: order.id }, auth(user))).order!;
       }
+      if (order.state !== expected) throw new Error(`order ${order.id} to ${countryCode} ended ${OrderState[order.state]}, not ${OrderState[expected]}`);
       return;
     }
     case "sign-out":

@@ -8,7 +8,12 @@
  *   LOAD_WEIGHTS                 e.g. "sign-up=1,sign-in=3,count=6,place-order=2,sign-out=1"
  *   LOAD_REFUND_SHARE (0.1)      share of orders shipped to XX, which the saga refunds
  *   LOAD_BASE_URL                one origin for every service (the gateway, or the console's server),
+ *   LOAD_HOST                    the Host header to send, when the gateway routes on a hostname that
+ *                                is not the base URL's (in a cluster: the gateway's own Service)
  *   or IDENTITY_URL, PRESENCE_URL, ORDERS_URL   one per service (default: make dev's ports)
+ *
+ * `--check-config` validates the settings above, prints the plan and exits 0 without calling
+ * anything (scripts/build-images.sh starts the image once that way).
  *
  * A small TypeScript driver rather than k6 or Locust: it calls the services through the same
  * generated Connect clients and protocol as the console and the services themselves, so a
@@ -23,10 +28,23 @@ const env = process.env;
 const users = positiveNumber("LOAD_USERS", 10);
 const rate = positiveNumber("LOAD_RATE", 5);
 const durationSeconds = positiveNumber("LOAD_DURATION_SECONDS", 30);
-const refundShare = Number(env["LOAD_REFUND_SHARE"] ?? 0.1);
+const refundShare = shareOfOne("LOAD_REFUND_SHARE", 0.1);
 const weights = parseWeights(env["LOAD_WEIGHTS"]);
 const baseUrl = (service: string, port: number) => env["LOAD_BASE_URL"] ?? env[`${service.toUpperCase()}_URL`] ?? `http://127.0.0.1:${port}`;
-const transport = (url: string) => createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+const host = env["LOAD_HOST"];
+const transport = (url: string) =>
+  createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors: host
+      ? [
+          (next) => (request) => {
+            request.header.set("host", host);
+            return next(request);
+          },
+        ]
+      : [],
+  });
 const clients = clientsFor({ identity: transport(baseUrl("identity", 50051)), presence: transport(baseUrl("presence", 50052)), orders: transport(baseUrl("orders", 50054)) });
 
 const run = randomBytes(3).toString("hex");
@@ -35,7 +53,8 @@ const tally = new Tally();
 const inFlight = new Set<Promise<void>>();
 let skipped = 0;
 
-console.log(`load: ${users} users, ${rate} journeys/s for ${durationSeconds} s against ${env["LOAD_BASE_URL"] ?? "the services' own ports"}; weights ${JSON.stringify(weights)}`);
+console.log(`load: ${users} users, ${rate} journeys/s for ${durationSeconds} s against ${env["LOAD_BASE_URL"] ?? "the services' own ports"}${host ? ` (Host: ${host})` : ""}; weights ${JSON.stringify(weights)}`);
+if (process.argv.includes("--check-config")) process.exit(0);
 const started = performance.now();
 const intervalMs = 1000 / rate;
 for (let next = started; next < started + durationSeconds * 1000; next += intervalMs) {
@@ -92,6 +111,12 @@ function parseWeights(text: string | undefined): Record<Journey, number> {
 function positiveNumber(name: string, fallback: number): number {
   const value = Number(env[name] ?? fallback);
   if (!(value > 0)) fail(`${name} must be a positive number, not "${env[name]}"`);
+  return value;
+}
+
+function shareOfOne(name: string, fallback: number): number {
+  const value = Number(env[name] ?? fallback);
+  if (!(value >= 0 && value <= 1)) fail(`${name} must be a number from 0 to 1, not "${env[name]}"`);
   return value;
 }
 

@@ -24,14 +24,31 @@ export function jaegerBinary(): string {
   return binary;
 }
 
-export async function startJaeger(ports: JaegerPorts, onLine?: (line: string) => void): Promise<ManagedProcess> {
+export interface JaegerOptions {
+  onLine?: (line: string) => void;
+  /**
+   * A built Jaeger UI to serve on the query port: jaeger-ui's build output (index.html, static/),
+   * e.g. the assets.tar.gz of a jaeger-ui release. Without it Jaeger serves the page compiled into
+   * the binary, and the Go module (all that can be fetched here) carries only a placeholder page:
+   * the UI's built assets live in jaeger-ui's releases, which no package registry publishes.
+   */
+  uiAssets?: string;
+}
+
+export async function startJaeger(ports: JaegerPorts, options: JaegerOptions = {}): Promise<ManagedProcess> {
+  const uiAssets = options.uiAssets ? path.resolve(options.uiAssets) : "";
+  // Jaeger would panic on a directory without the UI's index.html: say what is wrong instead.
+  if (uiAssets && !fs.existsSync(path.join(uiAssets, "index.html"))) {
+    throw new Error(`${uiAssets} is not a built Jaeger UI: it has no index.html (expected jaeger-ui's build output: index.html and static/)`);
+  }
   const jaeger = spawnManaged("jaeger", jaegerBinary(), ["--config", path.join(ROOT, "scripts/lib/jaeger-local.yaml")], {
-    onLine,
+    onLine: options.onLine,
     env: {
       JAEGER_QUERY_PORT: String(ports.query),
       JAEGER_QUERY_GRPC_PORT: String(ports.queryGrpc),
       JAEGER_OTLP_HTTP_PORT: String(ports.otlpHttp),
       JAEGER_HEALTH_PORT: String(ports.health),
+      JAEGER_UI_ASSETS: uiAssets,
     },
   });
   await Promise.race([

@@ -11,7 +11,11 @@ export interface ServiceManifest {
   /** The one port for gRPC, gRPC-Web and Connect, and the admin port (health, metrics), in `make dev`. */
   rpcPort: number;
   adminPort: number;
-  /** The JetStream streams it produces to, and those it consumes. */
+  /**
+   * The JetStream streams it produces to, and those it consumes. `"*"` in `consumes` stands for
+   * every stream another service produces (audit keeps them all), so a new service's stream needs
+   * no edit elsewhere; loadServices expands it.
+   */
   streams: string[];
   consumes: string[];
   /** The services whose RPCs it calls; each is handed `<NAME>_URL`. */
@@ -19,6 +23,8 @@ export interface ServiceManifest {
 }
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
+
+const EVERY_STREAM = "*";
 
 /**
  * Every service (a folder under services/ whose package.json has a `meshwork` field), in start
@@ -33,6 +39,11 @@ export function loadServices(root = ROOT): ServiceManifest[] {
     if (!fs.existsSync(file)) continue;
     const entry = (JSON.parse(fs.readFileSync(file, "utf8")) as { meshwork?: Omit<ServiceManifest, "name"> }).meshwork;
     if (entry) manifests.push(checked({ name: folder, ...entry }, file));
+  }
+  for (const manifest of manifests) {
+    if (!manifest.consumes.includes(EVERY_STREAM)) continue;
+    const others = manifests.filter((other) => other !== manifest).flatMap((other) => other.streams);
+    manifest.consumes = [...new Set([...manifest.consumes.filter((stream) => stream !== EVERY_STREAM), ...others])].sort();
   }
   return manifests.sort((a, b) => a.consumes.length - b.consumes.length || a.rpcPort - b.rpcPort);
 }

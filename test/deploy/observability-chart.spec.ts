@@ -65,6 +65,58 @@ describe("chart: console, monitoring and load generator", () => {
     assert.equal(value("ORDERS_URL"), "http://orders:50054");
   });
 
+  const jobEnv = (objects: K8sObject[]) => {
+    const job = find(objects, "Job", "meshwork-loadgen")!;
+    const pod = job.spec!["template"] as { metadata: { annotations?: Record<string, string> }; spec: { containers: { env: { name: string; value: string }[] }[] } };
+    return { annotations: pod.metadata.annotations ?? {}, env: Object.fromEntries(pod.spec.containers[0]!.env.map((variable) => [variable.name, variable.value])) };
+  };
+
+  it("sends the load generator in at the gateway when the mesh is on, as users come in, and refuses a mesh without one", () => {
+    const { env, annotations } = jobEnv(render("loadgen.enabled=true", "mesh.enabled=true", "mesh.gateway.hostname=shop.example.com"));
+    assert.equal(env["LOAD_BASE_URL"], "http://meshwork-gateway-istio.meshwork.svc:80", "the Service Istio deploys for the Gateway");
+    assert.equal(env["LOAD_HOST"], "shop.example.com", "the hostname the gateway's routes match");
+    assert.equal(env["IDENTITY_URL"], undefined, "not the services directly: their policies admit only the gateway and their callers");
+    assert.equal(annotations["sidecar.istio.io/inject"], "false", "no sidecar: the Job completes when the load generator exits");
+    assert.equal(jobEnv(render("loadgen.enabled=true", "mesh.enabled=true", "loadgen.baseUrl=https://shop.example.com")).env["LOAD_BASE_URL"], "https://shop.example.com");
+    assert.throws(() => render("loadgen.enabled=true", "mesh.enabled=true", "mesh.gateway.enabled=false"), /loadgen\.baseUrl is required with the mesh on and its gateway off/);
+  });
+
+  it("lets NetworkPolicies through exactly what the console and the load generator call, and nothing more", () => {
+    const objects = render("console.enabled=true", "loadgen.enabled=true", "networkPolicies.enabled=true");
+    type Peer = { podSelector?: { matchLabels: Record<string, string> } };
+    type Rule = { from?: Peer[]; to?: Peer[]; ports?: { port: number }[] };
+    const policy = (name: string) => find(objects, "NetworkPolicy", name)!.spec as { ingress?: Rule[]; egress?: Rule[] };
+    const peers = (rules: Rule[] | undefined, side: "from" | "to") => new Set((rules ?? []).flatMap((rule) => (rule[side] ?? []).map((peer) => peer.podSelector?.matchLabels["app.kubernetes.io/name"])).filter(Boolean));
+    const services = Object.keys((parse(readFileSync(resolve(CHART, "values.yaml"), "utf8")) as { services: Record<string, unknown> }).services);
+    for (const service of services) {
+      const callers = peers(policy(`meshwork-${service}`).ingress, "from");
+      assert.ok(callers.has("console"), `${service} admits the console's server (no gateway in front of it)`);
+      assert.equal(callers.has("loadgen"), ["identity", "orders", "presence"].includes(service), `${service} admits the load generator only if a journey calls it`);
+    }
+    assert.deepEqual([...peers(policy("meshwork-loadgen").egress, "to")].sort(), ["identity", "orders", "presence"]);
+    assert.deepEqual([...peers(policy("meshwork-console").egress, "to")].sort(), [...services].sort());
+    assert.equal(policy("meshwork-loadgen").ingress, undefined, "nothing calls the load generator");
+    // loadgen.baseUrl: its port, wherever it points (the scheme's when the URL names none).
+    for (const [url, port] of [["https://shop.example.com", 443], ["http://edge.example:8080", 8080]] as const) {
+      const egress = (find(render("loadgen.enabled=true", "networkPolicies.enabled=true", `loadgen.baseUrl=${url}`), "NetworkPolicy", "meshwork-loadgen")!.spec as { egress: Rule[] }).egress;
+      assert.deepEqual(egress.at(-1), { ports: [{ port, protocol: "TCP" }] }, url);
+    }
+    // With the gateway in front, the console's server calls nothing and only the gateway reaches it.
+    const meshed = render("console.enabled=true", "networkPolicies.enabled=true", "mesh.enabled=true");
+    const consolePolicy = find(meshed, "NetworkPolicy", "meshwork-console")!.spec as { ingress: Rule[]; egress: Rule[] };
+    assert.deepEqual(consolePolicy.ingress.map((rule) => rule.from?.[0]?.podSelector?.matchLabels), [{ "gateway.networking.k8s.io/gateway-name": "meshwork-gateway" }]);
+    assert.equal(peers(consolePolicy.egress, "to").size, 0);
+    assert.equal(peers(find(meshed, "NetworkPolicy", "meshwork-identity")!.spec!["ingress"] as Rule[], "from").has("console"), false);
+  });
+
+  it("admits the console's server where the gateway would be, when the mesh runs without one", () => {
+    const objects = render("console.enabled=true", "mesh.enabled=true", "mesh.gateway.enabled=false");
+    const rules = find(objects, "AuthorizationPolicy", "meshwork-identity")!.spec!["rules"] as { from?: { source: { principals?: string[]; requestPrincipals?: string[] } }[] }[];
+    const edge = rules.filter((rule) => rule.from?.[0]?.source.principals?.includes("cluster.local/ns/meshwork/sa/meshwork-console"));
+    assert.equal(edge.length, 2, "public paths, and the others with a token");
+    assert.deepEqual(edge[1]!.from![0]!.source.requestPrincipals, ["meshwork-identity/*"]);
+  });
+
   it("rejects unknown keys under the new sections", () => {
     assert.throws(() => render("monitoring.notAKey=true"));
     assert.throws(() => render("loadgen.notAKey=true"));

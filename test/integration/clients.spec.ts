@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { cors } from "@connectrpc/connect";
+import { decodeJwt } from "jose";
 import { loadAccessTables } from "../../scripts/generate-access.ts";
 import { ROOT, SERVICES, type ServiceName } from "../../scripts/lib/system.ts";
 import { ADMIN, adminToken, TestSystem } from "../support/harness.ts";
@@ -33,7 +34,9 @@ const SIDE_EFFECT_FREE = [
   "/meshwork.audit.v1.AuditService/GetEvent",
   "/meshwork.audit.v1.AuditService/ListEvents",
   "/meshwork.audit.v1.DeadLetterService/ListDeadLetters",
+  "/meshwork.identity.v1.IdentityService/GetAccountClosure",
   "/meshwork.identity.v1.IdentityService/GetJwks",
+  "/meshwork.notifications.v1.NotificationsService/ListNotifications",
   "/meshwork.orders.v1.OrdersService/GetOrder",
   "/meshwork.presence.v1.PresenceService/GetOnlineCount",
   "/meshwork.presence.v1.PresenceService/ListOnlineUsers",
@@ -221,9 +224,13 @@ describe("clients people already have", function () {
       }, member)) as { order: { id: string } };
       const events = (await post("audit", "/meshwork.audit.v1.AuditService/ListEvents", { pageSize: 1 }, admin)) as { events: { id: string }[] };
       assert.ok(events.events[0], "audit has at least one event");
+      const leaver = decodeJwt(await system.signIn("leaver@example.com", "a-passphrase-to-leave-with")).sub!;
+      await post("identity", "/meshwork.identity.v1.IdentityService/CloseAccount", { userId: leaver }, admin);
       // `empty`: a healthy system has nothing to list, and proto3 JSON answers an empty list as {}.
       const requests: Record<string, { service: ServiceName; message: unknown; token?: string; cacheControl: string; empty?: true }> = {
         "/meshwork.identity.v1.IdentityService/GetJwks": { service: "identity", message: {}, cacheControl: "public, max-age=60" },
+        "/meshwork.identity.v1.IdentityService/GetAccountClosure": { service: "identity", message: { userId: leaver }, token: admin, cacheControl: "no-store" },
+        "/meshwork.notifications.v1.NotificationsService/ListNotifications": { service: "notifications", message: { userId: leaver }, token: admin, cacheControl: "no-store" },
         "/meshwork.orders.v1.OrdersService/GetOrder": { service: "orders", message: { id: order.order.id }, token: member, cacheControl: "no-store" },
         "/meshwork.audit.v1.AuditService/ListEvents": { service: "audit", message: { pageSize: 5 }, token: admin, cacheControl: "no-store" },
         "/meshwork.audit.v1.DeadLetterService/ListDeadLetters": { service: "audit", message: {}, token: admin, cacheControl: "no-store", empty: true },

@@ -220,8 +220,10 @@ describe("hostile input (fuzz)", function () {
         }
       }
     }
-    // SetUserRoles, IssueServiceToken, GetOrder, Charge (2), Refund, CreateShipment (2), ListEvents, GetEvent: 10 ids, 4 protocols.
-    assert.equal(checked, 40);
+    // Every id is asserted above; this only proves the filter found them. At least SetUserRoles,
+    // IssueServiceToken, CloseAccount, GetAccountClosure, GetOrder, Charge (2), Refund,
+    // CreateShipment (2), ListEvents and GetEvent: 12 ids over 4 protocols. A new service adds its own.
+    assert.ok(checked >= 48, `ids checked: ${checked}`);
   });
 
   it("caps every string and repeated field of every request: 1 MB or 10,000 items is refused, naming the field", async () => {
@@ -239,8 +241,10 @@ describe("hostile input (fuzz)", function () {
       if (error?.code !== Code.InvalidArgument || !named) uncapped.push(`${method.name}.${path.join(".")}: ${error ? `${Code[error.code]} ${error.rawMessage.slice(0, 120)}` : "accepted"}`);
     }
     assert.deepEqual(uncapped, [], "fields without a cap");
-    // identity 9 (IssueServiceToken's two), orders 8 (shipping_address's five), payments 7, shipping 8 (address's five), audit 6, presence 1.
-    assert.equal(oversized.length, 39, "fields checked");
+    // Every field is asserted above; this only proves they were found. At least identity 11
+    // (IssueServiceToken's two), orders 8 (shipping_address's five), payments 7, shipping 8
+    // (address's five), audit 6, presence 1. A new service adds its own.
+    assert.ok(oversized.length >= 41, `fields checked: ${oversized.length}`);
   });
 
   it("leaves every process up and serving normal calls", async () => {

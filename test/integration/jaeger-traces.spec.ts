@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { AuditService } from "@meshwork/proto/meshwork/audit/v1/audit_pb.js";
 import { freePort, waitFor, type ManagedProcess } from "../../scripts/lib/system.ts";
 import { jaegerExportEnv, startJaeger, type JaegerPorts } from "../../scripts/lib/jaeger.ts";
@@ -23,16 +26,30 @@ describe("traces in Jaeger", function () {
   let jaeger: ManagedProcess;
   let ports: JaegerPorts;
   let system: TestSystem;
+  // Jaeger UI's build output has the shape below (index.html with the placeholders Jaeger's query
+  // server fills in, scripts under static/). The real build is not published by any registry that
+  // is reachable here, so these files stand in for it: what is tested is that Jaeger serves the
+  // assets MESHWORK_JAEGER_UI names, at the paths the console links to.
+  const uiAssets = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-jaeger-ui-"));
+  fs.mkdirSync(path.join(uiAssets, "static"));
+  fs.writeFileSync(
+    path.join(uiAssets, "index.html"),
+    `<!doctype html><html><head><base href="/" data-inject-target="BASE_URL"/><title>Jaeger UI</title>
+<script>const JAEGER_STORAGE_CAPABILITIES = DEFAULT_STORAGE_CAPABILITIES; const JAEGER_VERSION = DEFAULT_VERSION;</script>
+<script type="module" src="./static/index-meshwork.js"></script></head><body><div id="jaeger-ui-root"></div></body></html>\n`,
+  );
+  fs.writeFileSync(path.join(uiAssets, "static/index-meshwork.js"), "document.getElementById('jaeger-ui-root').textContent = 'traces';\n");
 
   before(async () => {
     ports = { query: await freePort(), queryGrpc: await freePort(), otlpHttp: await freePort(), health: await freePort() };
-    jaeger = await startJaeger(ports);
+    jaeger = await startJaeger(ports, { uiAssets });
     system = new TestSystem({ commonEnv: jaegerExportEnv(ports) });
     await system.start();
   });
   after(async () => {
     await system?.stop();
     await jaeger?.stop();
+    fs.rmSync(uiAssets, { recursive: true, force: true });
   });
 
   it("serves the sign-in trace as one tree across identity, NATS, presence and audit", async () => {
@@ -79,5 +96,31 @@ describe("traces in Jaeger", function () {
     const roots = spans.filter((span) => !parentOf(span) || !ids.has(parentOf(span)!));
     assert.deepEqual(roots.map((span) => span.operationName), ["meshwork.identity.v1.IdentityService/SignIn"]);
     assert.ok(services().has("identity"));
+  });
+
+  it("serves the UI assets it is given, on the trace links the console makes, with its settings filled in", async () => {
+    const base = `http://127.0.0.1:${ports.query}`;
+    for (const page of ["/", "/trace/0af7651916cd43dd8448eb211c80319c", "/search"]) {
+      const answer = await fetch(base + page);
+      assert.equal(answer.status, 200, page);
+      const html = await answer.text();
+      assert.match(html, /<title>Jaeger UI<\/title>/, `${page} is the UI's page`);
+      // Jaeger's query server rewrites the placeholders: proof that it, not a file server, served it.
+      assert.match(html, /JAEGER_STORAGE_CAPABILITIES = \{"archiveStorage":false\};/, page);
+      assert.match(html, /JAEGER_VERSION = \{"gitCommit":/, page);
+    }
+    const script = await fetch(`${base}/static/index-meshwork.js`);
+    assert.equal(script.status, 200);
+    assert.match(await script.text(), /jaeger-ui-root/);
+  });
+
+  it("refuses a UI directory without index.html with the reason, before starting Jaeger", async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "meshwork-jaeger-ui-empty-"));
+    try {
+      const free = { query: await freePort(), queryGrpc: await freePort(), otlpHttp: await freePort(), health: await freePort() };
+      await assert.rejects(startJaeger(free, { uiAssets: empty }), /is not a built Jaeger UI: it has no index\.html/);
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
   });
 });

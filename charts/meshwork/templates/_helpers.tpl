@@ -61,6 +61,38 @@ meshwork-{{ .name }}
 {{- $gw.serviceAccount | default (printf "%s-%s" $gw.name $gw.className) -}}
 {{- end }}
 
+{{/* The Service Istio deploys for the Gateway resource (its Deployment has the same name). */}}
+{{- define "meshwork.gatewayService" -}}
+{{- $gw := .Values.mesh.gateway -}}
+{{- printf "%s-%s" $gw.name $gw.className -}}
+{{- end }}
+
+{{/* The services the load generator calls (loadgen/src/journeys.ts, clientsFor). */}}
+{{- define "meshwork.loadgenTargets" -}}
+{{- toJson (list "identity" "orders" "presence") -}}
+{{- end }}
+
+{{/*
+How the load generator reaches the services: "url" (loadgen.baseUrl), "gateway" (with the mesh on:
+it enters at the edge like any client, since its pod is no workload the services' policies admit),
+or "direct" (each service's own Service, mesh off).
+*/}}
+{{- define "meshwork.loadgenRoute" -}}
+{{- if .Values.loadgen.baseUrl -}}url
+{{- else if and .Values.mesh.enabled .Values.mesh.gateway.enabled -}}gateway
+{{- else if .Values.mesh.enabled -}}{{ fail "loadgen.baseUrl is required with the mesh on and its gateway off: the services admit only the gateway's and each other's workloads" }}
+{{- else -}}direct
+{{- end -}}
+{{- end }}
+
+{{/*
+Whether the console's server proxies the RPC paths to the services itself (no gateway in front
+of it); then the services admit it as they admit the gateway.
+*/}}
+{{- define "meshwork.consoleProxies" -}}
+{{- if and .Values.console.enabled (not (and .Values.mesh.enabled .Values.mesh.gateway.enabled)) -}}true{{- end -}}
+{{- end }}
+
 {{/* host:port of a URL (nats://h:4222, http://h:4318) -> the port. */}}
 {{- define "meshwork.urlPort" -}}
 {{- $host := (urlParse .).host -}}

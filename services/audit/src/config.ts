@@ -1,12 +1,16 @@
 import { baseConfigSchema, loadConfig, manifestPorts } from "@meshwork/platform";
 import { z } from "zod";
+import { AUDITED_STREAMS } from "./audited.generated.ts";
 
 const auditConfigSchema = baseConfigSchema.extend({
   ...manifestPorts(import.meta.url),
-  /** The event streams audit keeps, comma-separated. Each gets its own durable consumer. */
+  /**
+   * The event streams audit keeps, comma-separated; by default every stream another service of the
+   * manifest produces. Each gets its own durable consumer.
+   */
   AUDIT_STREAMS: z
     .string()
-    .default("IDENTITY,ORDERS,PAYMENTS,SHIPPING")
+    .default(AUDITED_STREAMS.join(","))
     .transform((value) => value.split(",").map((name) => name.trim()).filter(Boolean)),
 });
 

@@ -3,7 +3,7 @@ import { AuditService, DeadLetterService } from "@meshwork/proto/meshwork/audit/
 import { access } from "./access.ts";
 import { auditConfig } from "./config.ts";
 import { deadLetterRoutes } from "./dead-letters.ts";
-import { auditConsumers } from "./events.ts";
+import { AUDIT_STREAM, auditConsumers } from "./events.ts";
 import { auditRoutes } from "./rpc.ts";
 import { migrations, type AuditTables } from "./store.ts";
 
@@ -15,6 +15,7 @@ await runService<AuditTables, typeof config>({
   migrations,
   services: [AuditService, DeadLetterService],
   access,
+  streams: [AUDIT_STREAM],
   setup: (context) => ({
     routes: (router) => {
       auditRoutes(context)(router);

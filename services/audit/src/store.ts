@@ -1,8 +1,9 @@
 import type { PlatformTables } from "@meshwork/platform";
 import { sql, type Kysely, type Transaction } from "kysely";
 import * as auditEvents from "./migrations/0001_audit_events.ts";
+import * as erasedUsers from "./migrations/0002_erased_users.ts";
 
-export const migrations = { "0001_audit_events": auditEvents };
+export const migrations = { "0001_audit_events": auditEvents, "0002_erased_users": erasedUsers };
 
 export interface AuditTables {
   audit_events: {
@@ -18,6 +19,10 @@ export interface AuditTables {
     /** base64 of the bytes as received: text, so the column is the same in SQLite and PostgreSQL. */
     payload: string;
     received_at: number;
+  };
+  erased_users: {
+    user_id: string;
+    erased_at: number;
   };
 }
 
@@ -55,4 +60,20 @@ export async function listEvents(db: Db, filter: EventFilter): Promise<StoredEve
   if (filter.until !== undefined) query = query.where("time", "<", filter.until);
   if (filter.afterId) query = query.where("id", ">", filter.afterId);
   return query.execute();
+}
+
+export async function isErased(db: Db, userId: string): Promise<boolean> {
+  return (await db.selectFrom("erased_users").select("user_id").where("user_id", "=", userId).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * Replaces the payload of every kept event about `userId` with its tombstone and remembers the
+ * user; the number of events erased, or undefined when the user was erased already.
+ */
+export async function eraseUser(db: Db, userId: string, at: number, tombstone: (event: StoredEvent) => string): Promise<number | undefined> {
+  const inserted = await db.insertInto("erased_users").values({ user_id: userId, erased_at: at }).onConflict((conflict) => conflict.column("user_id").doNothing()).executeTakeFirst();
+  if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return undefined;
+  const events = await db.selectFrom("audit_events").selectAll().where("user_id", "=", userId).execute();
+  for (const event of events) await db.updateTable("audit_events").set({ payload: tombstone(event) }).where("id", "=", event.id).execute();
+  return events.length;
 }

@@ -11,6 +11,9 @@ export const access = defineAccess(
     IssueServiceToken: PUBLIC,
     SignOut: SIGNED_IN,
     SetUserRoles: ["admin"],
+    // The owner or an admin: the use case checks which account the caller may close or inspect.
+    CloseAccount: SIGNED_IN,
+    GetAccountClosure: SIGNED_IN,
   }),
   // orders fetches its own service token to drive the checkout saga (docs/saga.md).
   { orders: [`/${IdentityService.typeName}/IssueServiceToken`] },

@@ -95,7 +95,8 @@ export class Accounts {
     }
     const user = await findUserByEmail(this.context.database.db, email);
     const valid = await verify(user?.passwordHash ?? (await this.decoyHash), input.password).catch(() => false);
-    if (!user || !valid) {
+    // An account being closed answers as a wrong password: no token, no SignedIn.
+    if (!user || !valid || user.closureRequestedAt) {
       await Promise.all([this.accountThrottle.recordFailure(email), this.addressThrottle.recordFailure(clientAddress)]);
       this.signIns.add(1, { outcome: "invalid_credentials" });
       throw new UnauthenticatedError("invalid email or password");

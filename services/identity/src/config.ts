@@ -25,6 +25,11 @@ const identityConfigSchema = baseConfigSchema.extend({
   SERVICE_CLIENTS_DIR: z.string().optional(),
   SERVICE_CLIENTS: z.string().optional(),
   SERVICE_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(600),
+  /**
+   * How long an account closure may wait for its participants' reports before it is marked STUCK
+   * (and alerted on). A report that arrives later still closes the account.
+   */
+  ACCOUNT_CLOSURE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(3_600),
   /** Create the signing key file when it is missing (local development only). */
   SIGNING_KEYS_AUTOCREATE: z.enum(["true", "false"]).default("true"),
 });

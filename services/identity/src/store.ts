@@ -3,8 +3,10 @@ import type { Kysely, Transaction } from "kysely";
 import type { FailureLog } from "./domain/throttle.ts";
 import * as usersAndSessions from "./migrations/0001_users_and_sessions.ts";
 import * as signInFailures from "./migrations/0002_sign_in_failures.ts";
+import * as accountClosures from "./migrations/0003_account_closures.ts";
+import type { ClosureState } from "./domain/closure.ts";
 
-export const migrations = { "0001_users_and_sessions": usersAndSessions, "0002_sign_in_failures": signInFailures };
+export const migrations = { "0001_users_and_sessions": usersAndSessions, "0002_sign_in_failures": signInFailures, "0003_account_closures": accountClosures };
 
 export interface IdentityTables {
   users: {
@@ -14,6 +16,8 @@ export interface IdentityTables {
     password_hash: string;
     roles: string;
     created_at: number;
+    /** Set once the account's closure is requested: it can no longer sign in. */
+    closure_requested_at: number | null;
   };
   sessions: {
     id: string;
@@ -25,6 +29,27 @@ export interface IdentityTables {
     throttle_key: string;
     failed_at: number;
   };
+  account_closures: {
+    user_id: string;
+    requested_at: number;
+    requested_by: string;
+    state: string;
+    closed_at: number | null;
+  };
+  account_closure_reports: {
+    user_id: string;
+    participant: string;
+    reported_at: number;
+  };
+}
+
+export interface ClosureRecord {
+  userId: string;
+  state: ClosureState;
+  requestedAt: number;
+  requestedBy: string;
+  closedAt: number | null;
+  reported: string[];
 }
 
 export interface UserRecord {
@@ -33,6 +58,7 @@ export interface UserRecord {
   displayName: string;
   passwordHash: string;
   roles: Role[];
+  closureRequestedAt?: number | null;
 }
 
 export type IdentityDatabase = IdentityTables & PlatformTables;
@@ -60,6 +86,7 @@ export async function insertUser(db: Db, user: UserRecord): Promise<boolean> {
       password_hash: user.passwordHash,
       roles: JSON.stringify(user.roles),
       created_at: Date.now(),
+      closure_requested_at: null,
     })
     .onConflict((conflict) => conflict.column("email").doNothing())
     .executeTakeFirst();
@@ -87,7 +114,70 @@ export async function endSession(db: Db, sessionId: string, userId: string): Pro
 }
 
 function toUser(row: IdentityTables["users"]): UserRecord {
-  return { id: row.id, email: row.email, displayName: row.display_name, passwordHash: row.password_hash, roles: JSON.parse(row.roles) as Role[] };
+  return {
+    id: row.id,
+    email: row.email,
+    displayName: row.display_name,
+    passwordHash: row.password_hash,
+    roles: JSON.parse(row.roles) as Role[],
+    closureRequestedAt: row.closure_requested_at === null ? null : Number(row.closure_requested_at),
+  };
+}
+
+/** Starts a closure; false when one was already requested (the first request stands). */
+export async function insertClosure(db: Db, closure: { userId: string; requestedAt: number; requestedBy: string }): Promise<boolean> {
+  const result = await db
+    .insertInto("account_closures")
+    .values({ user_id: closure.userId, requested_at: closure.requestedAt, requested_by: closure.requestedBy, state: "PENDING", closed_at: null })
+    .onConflict((conflict) => conflict.column("user_id").doNothing())
+    .executeTakeFirst();
+  if (Number(result.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
+  await db.updateTable("users").set({ closure_requested_at: closure.requestedAt }).where("id", "=", closure.userId).execute();
+  return true;
+}
+
+export async function findClosure(db: Db, userId: string): Promise<ClosureRecord | undefined> {
+  const row = await db.selectFrom("account_closures").selectAll().where("user_id", "=", userId).executeTakeFirst();
+  if (!row) return undefined;
+  const reports = await db.selectFrom("account_closure_reports").select("participant").where("user_id", "=", userId).orderBy("participant").execute();
+  return {
+    userId: row.user_id,
+    state: row.state as ClosureState,
+    requestedAt: Number(row.requested_at),
+    requestedBy: row.requested_by,
+    closedAt: row.closed_at === null ? null : Number(row.closed_at),
+    reported: reports.map((report) => report.participant),
+  };
+}
+
+/** Records a participant's report once; a redelivered report changes nothing. */
+export async function recordClosureReport(db: Db, userId: string, participant: string, at: number): Promise<void> {
+  await db
+    .insertInto("account_closure_reports")
+    .values({ user_id: userId, participant, reported_at: at })
+    .onConflict((conflict) => conflict.columns(["user_id", "participant"]).doNothing())
+    .execute();
+}
+
+export async function setClosureState(db: Db, userId: string, state: ClosureState, closedAt: number | null): Promise<void> {
+  await db.updateTable("account_closures").set({ state, closed_at: closedAt }).where("user_id", "=", userId).execute();
+}
+
+/** Pending closures requested before `before`: the candidates for STUCK. */
+export async function pendingClosuresBefore(db: Db, before: number): Promise<string[]> {
+  const rows = await db.selectFrom("account_closures").select("user_id").where("state", "=", "PENDING").where("requested_at", "<", before).execute();
+  return rows.map((row) => row.user_id);
+}
+
+export async function countClosuresByState(db: Db): Promise<Map<ClosureState, number>> {
+  const rows = await db.selectFrom("account_closures").select(["state", (eb) => eb.fn.countAll<number>().as("count")]).groupBy("state").execute();
+  return new Map(rows.map((row) => [row.state as ClosureState, Number(row.count)]));
+}
+
+/** Replaces what identifies the person; the id, the roles and the closure record stay. */
+export async function eraseUser(db: Db, userId: string, email: string): Promise<void> {
+  await db.updateTable("users").set({ email, display_name: "", password_hash: "" }).where("id", "=", userId).execute();
+  await db.deleteFrom("sessions").where("user_id", "=", userId).execute();
 }
 
 /** The sign-in throttle's failures, in the database every identity replica shares. */

@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { NotFoundError, uuidv7, type Principal, type ServiceContext } from "@meshwork/platform";
+import { FailedPreconditionError, NotFoundError, uuidv7, type Principal, type ServiceContext } from "@meshwork/platform";
 import { OrderEvent_PlacedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { context, propagation } from "@opentelemetry/api";
 import type { OrdersConfig } from "./config.ts";
 import { validateOrder, type NewOrder } from "./domain/order.ts";
 import { orderEvents } from "./events.ts";
-import { findOrder, insertOrder, type OrderRecord, type OrdersTables } from "./store.ts";
+import { findOrder, insertOrder, isAccountClosing, type OrderRecord, type OrdersTables } from "./store.ts";
 
 /** orders' use cases. Placing an order commits it in PENDING with its event; the saga runner takes it from there. */
 export class Orders {
@@ -40,6 +40,7 @@ export class Orders {
       updatedAt: at,
     };
     await this.context.unitOfWork(async (trx) => {
+      if (await isAccountClosing(trx, order.userId)) throw new FailedPreconditionError("the account is being closed: no order may be placed for it");
       await insertOrder(trx, order);
       await orderEvents.emit(trx, order.id, {
         case: "placed",

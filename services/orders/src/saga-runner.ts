@@ -4,7 +4,8 @@ import type { Logger, PlatformTables, Worker } from "@meshwork/platform";
 import { OrderEvent_CancelledSchema, OrderEvent_ConfirmedSchema } from "@meshwork/proto/meshwork/orders/v1/events_pb.js";
 import { propagation, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
-import { advance, retryDelayMs, stepFor, type Advance } from "./domain/saga.ts";
+import { reportIfDone } from "./account-closure.ts";
+import { advance, isFinal, retryDelayMs, stepFor, withdraw, type Advance } from "./domain/saga.ts";
 import { orderEvents } from "./events.ts";
 import { recordTransition } from "./metrics.ts";
 import type { SagaSteps } from "./steps.ts";
@@ -95,6 +96,12 @@ export class SagaRunner implements Worker {
       for (let order = await findOrder(db, id); order && !this.stopped; order = await findOrder(db, id)) {
         const step = stepFor(order.state);
         if (!step) return;
+        // The account is closing: the order is withdrawn instead of taking its next step.
+        const withdrawal = order.withdrawn ? withdraw(order) : undefined;
+        if (withdrawal) {
+          if (!(await this.apply(order, withdrawal))) return;
+          continue;
+        }
         await renewLease(db, id, Date.now() + leaseMs);
         const parent = order.traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent: order.traceparent }) : ROOT_CONTEXT;
         const moved = await tracer.startActiveSpan(
@@ -151,6 +158,8 @@ export class SagaRunner implements Worker {
           }),
         });
       }
+      // The last open order of a closing account to finish lets orders report its part.
+      if (isFinal(next.to)) await reportIfDone(trx, order.userId);
       return true;
     });
     if (moved) {

@@ -3,8 +3,9 @@ import type { Kysely, Transaction } from "kysely";
 import type { OrderItem, ShippingAddress } from "./domain/order.ts";
 import type { OrderState } from "./domain/saga.ts";
 import * as orders from "./migrations/0001_orders.ts";
+import * as closingAccounts from "./migrations/0002_closing_accounts.ts";
 
-export const migrations = { "0001_orders": orders };
+export const migrations = { "0001_orders": orders, "0002_closing_accounts": closingAccounts };
 
 const UNFINISHED: OrderState[] = ["PENDING", "PAYMENT_CHARGED", "REFUNDING"];
 
@@ -28,6 +29,14 @@ export interface OrdersTables {
     traceparent: string | null;
     created_at: number;
     updated_at: number;
+    /** 1 once the order's account is closing: its saga withdraws it (domain/saga.ts `withdraw`). */
+    withdrawn: number;
+  };
+  closing_accounts: {
+    user_id: string;
+    requested_at: number;
+    orders_withdrawn: number;
+    reported_at: number | null;
   };
 }
 
@@ -46,6 +55,7 @@ export interface OrderRecord {
   traceparent: string | null;
   createdAt: number;
   updatedAt: number;
+  withdrawn?: boolean;
 }
 
 export type OrdersDatabase = OrdersTables & PlatformTables;
@@ -73,6 +83,7 @@ export async function insertOrder(db: Db, order: OrderRecord): Promise<void> {
       traceparent: order.traceparent,
       created_at: order.createdAt,
       updated_at: order.updatedAt,
+      withdrawn: 0,
     })
     .execute();
 }
@@ -167,6 +178,7 @@ function toOrder(row: OrdersTables["orders"]): OrderRecord {
     traceparent: row.traceparent,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+    withdrawn: Number(row.withdrawn) === 1,
   };
 }
 
@@ -180,4 +192,44 @@ export async function countByState(db: Db): Promise<Map<OrderState, number>> {
 export async function oldestOpenSagaUpdatedAt(db: Db): Promise<number | undefined> {
   const row = await db.selectFrom("orders").select((eb) => eb.fn.min<number>("updated_at").as("oldest")).where("state", "in", UNFINISHED).executeTakeFirst();
   return row?.oldest === null || row?.oldest === undefined ? undefined : Number(row.oldest);
+}
+
+export async function isAccountClosing(db: Db, userId: string): Promise<boolean> {
+  return (await db.selectFrom("closing_accounts").select("user_id").where("user_id", "=", userId).executeTakeFirst()) !== undefined;
+}
+
+/**
+ * Records that `userId`'s account is closing and marks its unfinished orders withdrawn, due now;
+ * the number withdrawn, or undefined when the closure was already recorded (a redelivery).
+ */
+export async function startAccountClosure(db: Db, userId: string, at: number): Promise<number | undefined> {
+  const inserted = await db
+    .insertInto("closing_accounts")
+    .values({ user_id: userId, requested_at: at, orders_withdrawn: 0, reported_at: null })
+    .onConflict((conflict) => conflict.column("user_id").doNothing())
+    .executeTakeFirst();
+  if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return undefined;
+  const withdrawn = await db
+    .updateTable("orders")
+    .set({ withdrawn: 1, next_attempt_at: at })
+    .where("user_id", "=", userId)
+    .where("state", "in", UNFINISHED)
+    .executeTakeFirst();
+  const count = Number(withdrawn.numUpdatedRows);
+  await db.updateTable("closing_accounts").set({ orders_withdrawn: count }).where("user_id", "=", userId).execute();
+  return count;
+}
+
+/**
+ * Marks a closing account reported once none of its orders is unfinished; the number of orders
+ * withdrawn when this call did so, undefined when it is not closing, still has open orders, or
+ * was reported already.
+ */
+export async function reportAccountClosedIfDone(db: Db, userId: string, at: number): Promise<number | undefined> {
+  const closing = await db.selectFrom("closing_accounts").selectAll().where("user_id", "=", userId).where("reported_at", "is", null).executeTakeFirst();
+  if (!closing) return undefined;
+  const open = await db.selectFrom("orders").select("id").where("user_id", "=", userId).where("state", "in", UNFINISHED).limit(1).executeTakeFirst();
+  if (open) return undefined;
+  const reported = await db.updateTable("closing_accounts").set({ reported_at: at }).where("user_id", "=", userId).where("reported_at", "is", null).executeTakeFirst();
+  return Number(reported.numUpdatedRows) === 1 ? Number(closing.orders_withdrawn) : undefined;
 }

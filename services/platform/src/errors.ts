@@ -44,6 +44,13 @@ export class PermissionDeniedError extends DomainError {
   }
 }
 
+/** The request is well formed, but the state it acts on does not allow it (a closed account, say). */
+export class FailedPreconditionError extends DomainError {
+  constructor(message: string) {
+    super(Code.FailedPrecondition, message);
+  }
+}
+
 export class ResourceExhaustedError extends DomainError {
   readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds: number) {

@@ -7,15 +7,17 @@ export {
   AlreadyExistsError,
   UnauthenticatedError,
   PermissionDeniedError,
+  FailedPreconditionError,
   ResourceExhaustedError,
   toConnectError,
   MALFORMED_REQUEST,
 } from "./errors.ts";
 export { uuidv7 } from "./ids.ts";
 export { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
+export { preparedQuery, type PreparedQuery } from "./db/prepared.ts";
 export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
 export { eventEmitter, type EventEmitter, type EventEnvelopeMessage } from "./events/emitter.ts";
-export { defineConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
+export { defineConsumer, defineVariantConsumer, ConsumerRunner, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./events/consumer.ts";
 export { fromHeaders, toHeaders, traceIdOf, type EventEnvelope } from "./events/cloudevents.ts";
 export { DEADLETTER_STREAM, deadLetterSubject, ensureStreams, type StreamSpec } from "./events/topology.ts";
 export { byService, defineAccess, rulesFor, rolesIn, servicesIn, PUBLIC, SERVICE_ROLE, SIGNED_IN, ROLES, type AccessTable, type Grant, type MethodAccess, type Role, type ServiceGrant } from "./auth/access.ts";

@@ -18,6 +18,7 @@ import {
   TracerProvider,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace";
+import { setSamplingPolicy } from "./tracing-policy.ts";
 
 let providers: { tracer: TracerProvider; meter: MeterProvider } | undefined;
 let prometheus: PrometheusExporter | undefined;
@@ -52,6 +53,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<void> {
   // Trace and span ids are still created and propagated, so events and logs keep their trace ids.
   const collecting = !(processors.length === 1 && processors[0] instanceof NoopSpanProcessor);
   const sampler = collecting || env["OTEL_TRACES_SAMPLER"] ? samplerFromEnv(env) : new AlwaysOffSampler();
+  setSamplingPolicy(sampler instanceof AlwaysOffSampler ? "never" : sampler instanceof ParentBasedSampler ? "follow-parent" : "independent");
   const tracer = new TracerProvider({ resource, sampler, spanProcessors: processors });
   const meter = new MeterProvider({ resource, readers: [prometheus] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -65,6 +67,7 @@ export async function startTelemetry(options: TelemetryOptions): Promise<void> {
 export async function shutdownTelemetry(): Promise<void> {
   await Promise.all([providers?.tracer.shutdown(), providers?.meter.shutdown()].map((done) => done?.catch(() => undefined)));
   providers = undefined;
+  setSamplingPolicy("independent");
 }
 
 /** OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the specification defines them. */

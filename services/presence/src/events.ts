@@ -1,11 +1,24 @@
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { defineConsumer, type ReceivedEvent } from "@meshwork/platform";
+import { create } from "@bufbuild/protobuf";
+import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { defineConsumer, eventEmitter, type ReceivedEvent, type StreamSpec } from "@meshwork/platform";
 import { UserEventSchema, type UserEvent } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
+import { PresenceEvent_SessionsEndedSchema, PresenceEventSchema } from "@meshwork/proto/meshwork/presence/v1/events_pb.js";
 import type { Transaction } from "kysely";
 import { isLive } from "./domain/online.ts";
-import { addSession, endSession, type PresenceDatabase, type PresenceTables } from "./store.ts";
+import { addSession, closeAccount, endSession, type PresenceDatabase, type PresenceTables } from "./store.ts";
 
-/** presence publishes nothing; it keeps a projection of identity's sign-ins and sign-outs. */
+/** presence publishes only its report in the account-closure choreography. */
+export const PRESENCE_STREAM: StreamSpec = {
+  name: "PRESENCE",
+  subjects: ["presence.>"],
+  duplicateWindowMs: 2 * 60_000,
+};
+
+export const presenceEvents = eventEmitter(PresenceEventSchema, {
+  sessionsEnded: "presence.v1.user.sessions_ended",
+});
+
+/** presence keeps a projection of identity's sign-ins and sign-outs, and ends a closed account's sessions. */
 export const PROJECTION_CONSUMER = "presence-projection";
 
 export function presenceConsumers() {
@@ -13,7 +26,7 @@ export function presenceConsumers() {
     defineConsumer<PresenceTables, typeof UserEventSchema>({
       name: PROJECTION_CONSUMER,
       stream: "IDENTITY",
-      filterSubjects: ["identity.v1.user.signed_in", "identity.v1.user.signed_out"],
+      filterSubjects: ["identity.v1.user.signed_in", "identity.v1.user.signed_out", "identity.v1.user.account_closure_requested"],
       schema: UserEventSchema,
       maxDeliver: 4,
       backoffMs: [100, 500, 2_000],
@@ -39,5 +52,11 @@ async function applyToProjection(event: ReceivedEvent<UserEvent>, trx: Transacti
     });
   } else if (variant.case === "signedOut") {
     await endSession(trx, variant.value.sessionId, variant.value.occurredAt ? timestampMs(variant.value.occurredAt) : event.time.getTime());
+  } else if (variant.case === "accountClosureRequested") {
+    const { userId } = variant.value;
+    const ended = await closeAccount(trx, userId, Date.now());
+    // Reported once: a rebuild replays the request, but the account is already closed here.
+    if (ended === undefined) return;
+    await presenceEvents.emit(trx, userId, { case: "sessionsEnded", value: create(PresenceEvent_SessionsEndedSchema, { userId, sessionsEnded: ended, occurredAt: timestampNow() }) });
   }
 }

@@ -3,7 +3,7 @@ import { PresenceAdminService, PresenceService } from "@meshwork/proto/meshwork/
 import { PresenceService as PresenceServiceV2 } from "@meshwork/proto/meshwork/presence/v2/presence_pb.js";
 import { access } from "./access.ts";
 import { presenceConfig } from "./config.ts";
-import { presenceConsumers } from "./events.ts";
+import { PRESENCE_STREAM, presenceConsumers } from "./events.ts";
 import { presenceRoutes } from "./rpc.ts";
 import { migrations, sweepExpired, type PresenceTables } from "./store.ts";
 
@@ -15,6 +15,7 @@ await runService<PresenceTables, typeof config>({
   migrations,
   services: [PresenceService, PresenceServiceV2, PresenceAdminService],
   access,
+  streams: [PRESENCE_STREAM],
   setup: (context) => ({
     routes: presenceRoutes(context),
     consumers: presenceConsumers(),

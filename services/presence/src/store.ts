@@ -1,10 +1,11 @@
-import type { PlatformTables } from "@meshwork/platform";
+import { preparedQuery, type PlatformTables } from "@meshwork/platform";
 import type { Kysely, Transaction } from "kysely";
 import type { OnlineSession } from "./domain/online.ts";
 import * as sessions from "./migrations/0001_sessions.ts";
 import * as endedSessions from "./migrations/0002_ended_sessions.ts";
+import * as closedAccounts from "./migrations/0003_closed_accounts.ts";
 
-export const migrations = { "0001_sessions": sessions, "0002_ended_sessions": endedSessions };
+export const migrations = { "0001_sessions": sessions, "0002_ended_sessions": endedSessions, "0003_closed_accounts": closedAccounts };
 
 /** Tombstones outlive any token, so a late SignedIn can never bring an ended session back. */
 const TOMBSTONE_RETENTION_MS = 24 * 3_600_000;
@@ -22,29 +23,42 @@ export interface PresenceTables {
     session_id: string;
     ended_at: number;
   };
+  closed_accounts: {
+    user_id: string;
+    closed_at: number;
+  };
 }
 
 export type PresenceDatabase = PresenceTables & PlatformTables;
 type Db = Kysely<PresenceDatabase> | Transaction<PresenceDatabase>;
 
 /** The only module that speaks SQL for presence. */
-/** Adds a session unless it has already ended (its SignedOut may arrive first after a redelivery). */
+/**
+ * Adds a session unless it has already ended (its SignedOut may arrive first after a redelivery)
+ * or its account is closed.
+ */
 export async function addSession(db: Db, session: OnlineSession): Promise<void> {
-  const ended = await db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", session.sessionId).executeTakeFirst();
-  if (ended) return;
-  await db
-    .insertInto("online_sessions")
-    .values({
-      session_id: session.sessionId,
-      user_id: session.userId,
-      email: session.email,
-      display_name: session.displayName,
-      started_at: session.startedAt,
-      expires_at: session.expiresAt,
-    })
-    .onConflict((conflict) => conflict.column("session_id").doNothing())
-    .execute();
+  const ended = await endedSession.execute(db, session.sessionId);
+  if (ended.rows.length > 0) return;
+  const closed = await closedAccount.execute(db, session.userId);
+  if (closed.rows.length > 0) return;
+  await insertSession.execute(db, session.sessionId, session.userId, session.email, session.displayName, session.startedAt, session.expiresAt);
 }
+
+// addSession runs for every sign-in event: its statements are compiled once (preparedQuery).
+const endedSession = preparedQuery((db: Kysely<PresenceDatabase>, sessionId: string) =>
+  db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", sessionId),
+);
+const closedAccount = preparedQuery((db: Kysely<PresenceDatabase>, userId: string) =>
+  db.selectFrom("closed_accounts").select("user_id").where("user_id", "=", userId),
+);
+const insertSession = preparedQuery(
+  (db: Kysely<PresenceDatabase>, sessionId: string, userId: string, email: string, displayName: string, startedAt: number, expiresAt: number) =>
+    db
+      .insertInto("online_sessions")
+      .values({ session_id: sessionId, user_id: userId, email, display_name: displayName, started_at: startedAt, expires_at: expiresAt })
+      .onConflict((conflict) => conflict.column("session_id").doNothing()),
+);
 
 export async function endSession(db: Db, sessionId: string, endedAt: number): Promise<void> {
   await db.deleteFrom("online_sessions").where("session_id", "=", sessionId).execute();
@@ -83,6 +97,18 @@ export async function sweepExpired(db: Db, now: number): Promise<number> {
   return Number(result.numDeletedRows);
 }
 
+/**
+ * Ends every session of a closed account and remembers the account; the number of sessions ended,
+ * or undefined when the account was already closed here (a redelivery, or a rebuild's replay).
+ */
+export async function closeAccount(db: Db, userId: string, at: number): Promise<number | undefined> {
+  const sessions = await db.selectFrom("online_sessions").select("session_id").where("user_id", "=", userId).execute();
+  for (const session of sessions) await endSession(db, session.session_id, at);
+  const result = await db.insertInto("closed_accounts").values({ user_id: userId, closed_at: at }).onConflict((conflict) => conflict.column("user_id").doNothing()).executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1 ? sessions.length : undefined;
+}
+
+/** Clears the projection for a rebuild; closed accounts stay, as they record what presence reported. */
 export async function clearProjection(db: Db): Promise<void> {
   await db.deleteFrom("online_sessions").execute();
   await db.deleteFrom("ended_sessions").execute();

@@ -2,12 +2,15 @@
 const PERSONAL_FIELDS = new Set(["email", "displayName", "display_name"]);
 export const REDACTED = "[redacted]";
 
-/** A deep copy of a decoded payload (protobuf JSON) with personal data replaced. */
-export function redactPersonalData(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactPersonalData);
+/** What replaces personal data for good once the account is closed (the tombstone). */
+export const ERASED = "[erased]";
+
+/** A deep copy of a decoded payload (protobuf JSON) with personal data replaced by `replacement`. */
+export function redactPersonalData(value: unknown, replacement = REDACTED): unknown {
+  if (Array.isArray(value)) return value.map((item) => redactPersonalData(item, replacement));
   if (value !== null && typeof value === "object") {
     return Object.fromEntries(
-      Object.entries(value).map(([key, field]) => [key, PERSONAL_FIELDS.has(key) && typeof field === "string" ? REDACTED : redactPersonalData(field)]),
+      Object.entries(value).map(([key, field]) => [key, PERSONAL_FIELDS.has(key) && typeof field === "string" ? replacement : redactPersonalData(field, replacement)]),
     );
   }
   return value;

@@ -84,6 +84,26 @@ export function advance(saga: SagaView, outcome: StepOutcome): Advance {
   }
 }
 
+/** Why a withdrawn order is cancelled. */
+export const ACCOUNT_CLOSED = "account closed";
+
+/**
+ * Where a withdrawn order (its account is closing) goes instead of its next step: an uncharged
+ * order is cancelled at once, a charged one is refunded on the way to CANCELLED, and one already
+ * being refunded carries on. Undefined when the saga's own step still applies.
+ */
+export function withdraw(saga: SagaView): Advance | undefined {
+  const same = { paymentId: saga.paymentId, shipmentId: saga.shipmentId };
+  switch (saga.state) {
+    case "PENDING":
+      return { kind: "transition", ...same, to: "CANCELLED", cancellationReason: ACCOUNT_CLOSED, emit: "cancelled" };
+    case "PAYMENT_CHARGED":
+      return { kind: "transition", ...same, to: "REFUNDING", cancellationReason: ACCOUNT_CLOSED };
+    default:
+      return undefined;
+  }
+}
+
 /** Capped exponential backoff between tries of a failing step. */
 export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));

@@ -4,6 +4,7 @@ import { createLogger, openDatabase, type Database } from "@meshwork/platform";
 import type { Step, StepOutcome } from "../../src/domain/saga.ts";
 import { SagaRunner } from "../../src/saga-runner.ts";
 import type { SagaSteps } from "../../src/steps.ts";
+import { withdrawAccountOrders } from "../../src/account-closure.ts";
 import { findOrder, insertOrder, migrations, type OrderRecord, type OrdersTables } from "../../src/store.ts";
 
 /** Steps that answer from a script and remember every call, instead of calling payments and shipping. */
@@ -104,6 +105,39 @@ describe("the saga runner", () => {
     assert.equal(order.cancellationReason, "destination not serviceable");
     assert.deepEqual(steps.calls, ["o1:charge", "o1:ship", "o1:refund"]);
     assert.deepEqual(await outbox(), ["o1:orders.v1.order.cancelled"]);
+  });
+
+  it("withdraws a closing account's orders: cancels the uncharged, refunds the charged, then reports once", async () => {
+    // Shipping keeps failing, so the charged order waits in PAYMENT_CHARGED until the account closes.
+    const failing: StepOutcome = { kind: "failed", error: "Unavailable: shipping is down" };
+    const steps = new ScriptedSteps({ ship: Array.from({ length: 100 }, () => failing) });
+    const saga = runner(steps);
+    await place("charged");
+    for (const deadline = Date.now() + 5_000; (await findOrder(database.db, "charged"))?.state !== "PAYMENT_CHARGED"; await sleep(10)) {
+      if (Date.now() > deadline) throw new Error("the order was never charged");
+    }
+    await saga.stop();
+    await place("uncharged");
+    await database.db.transaction().execute((trx) => withdrawAccountOrders(trx, "u1"));
+    // A redelivered request changes nothing.
+    await database.db.transaction().execute((trx) => withdrawAccountOrders(trx, "u1"));
+    assert.deepEqual(await outbox(), [], "orders reports only once nothing is left open");
+    runner(steps);
+    const [charged, uncharged] = [await finished("charged"), await finished("uncharged")];
+    assert.equal(charged.state, "CANCELLED");
+    assert.equal(charged.cancellationReason, "account closed");
+    assert.equal(uncharged.state, "CANCELLED");
+    assert.ok(steps.calls.includes("charged:refund"), "the charge is refunded");
+    assert.ok(!steps.calls.includes("uncharged:charge"), "an uncharged order is never charged");
+    for (const deadline = Date.now() + 5_000; !(await outbox()).includes("u1:orders.v1.account.orders_closed"); await sleep(10)) {
+      if (Date.now() > deadline) throw new Error(`no report: ${(await outbox()).join(", ")}`);
+    }
+    assert.deepEqual((await outbox()).sort(), ["charged:orders.v1.order.cancelled", "u1:orders.v1.account.orders_closed", "uncharged:orders.v1.order.cancelled"]);
+  });
+
+  it("reports a closing account with no open order at once", async () => {
+    await database.db.transaction().execute((trx) => withdrawAccountOrders(trx, "nobody"));
+    assert.deepEqual(await outbox(), ["nobody:orders.v1.account.orders_closed"]);
   });
 
   it("retries a failing step after a backoff and carries on from the same state", async () => {

@@ -1,5 +1,6 @@
-import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from "kysely";
+import { leafSpanMayRecord } from "../tracing-policy.ts";
 import type { DatabaseKind } from "./database.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/db");
@@ -63,6 +64,8 @@ class TracedConnection implements DatabaseConnection {
   readonly inner: DatabaseConnection;
   private readonly system: string;
   private readonly namespace: string;
+  /** Span name and attributes per SQL text: a service runs the same few dozen statements. */
+  private readonly spanShapes = new Map<string, { name: string; attributes: Attributes }>();
   constructor(inner: DatabaseConnection, system: string, namespace: string) {
     this.inner = inner;
     this.system = system;
@@ -70,11 +73,31 @@ class TracedConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const operation = operationOf(compiledQuery);
-    return tracer.startActiveSpan(
-      `${operation} ${this.namespace}`,
-      {
-        kind: SpanKind.CLIENT,
+    // Transaction control (a consumer's per-event savepoints) is not traced, as begin and commit are not.
+    if (untracedQueries.has(compiledQuery) || !leafSpanMayRecord(trace.getActiveSpan())) return this.inner.executeQuery<R>(compiledQuery);
+    const shape = this.spanShape(compiledQuery);
+    // Not made active: nothing runs inside a statement that could start a child span.
+    const span = tracer.startSpan(shape.name, { kind: SpanKind.CLIENT, attributes: shape.attributes });
+    try {
+      return await this.inner.executeQuery<R>(compiledQuery);
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(compiledQuery, chunkSize ?? 100);
+  }
+
+  private spanShape(compiledQuery: CompiledQuery): { name: string; attributes: Attributes } {
+    let shape = this.spanShapes.get(compiledQuery.sql);
+    if (!shape) {
+      const operation = operationOf(compiledQuery);
+      shape = {
+        name: `${operation} ${this.namespace}`,
         attributes: {
           "db.system": this.system,
           "db.system.name": this.system,
@@ -82,23 +105,21 @@ class TracedConnection implements DatabaseConnection {
           "db.operation.name": operation,
           "db.query.text": compiledQuery.sql,
         },
-      },
-      async (span) => {
-        try {
-          return await this.inner.executeQuery<R>(compiledQuery);
-        } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+      };
+      // Dynamic SQL (IN lists of varying length) must not grow the map without bound.
+      if (this.spanShapes.size >= 1_000) this.spanShapes.clear();
+      this.spanShapes.set(compiledQuery.sql, shape);
+    }
+    return shape;
   }
+}
 
-  streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    return this.inner.streamQuery<R>(compiledQuery, chunkSize ?? 100);
-  }
+const untracedQueries = new WeakSet<CompiledQuery>();
+
+/** Marks a constant statement (a savepoint command) so that no span is made for it. */
+export function untraced<Q extends CompiledQuery>(query: Q): Q {
+  untracedQueries.add(query);
+  return query;
 }
 
 function unwrap(connection: DatabaseConnection): DatabaseConnection {

@@ -37,23 +37,38 @@ export class MalformedEventError extends Error {
 
 /** Reads the envelope back; a message without the required attributes is malformed, not retryable. */
 export function fromHeaders(headers: MsgHdrs | undefined, natsSubject: string): EventEnvelope {
-  const get = (name: string) => headers?.get(name) || undefined;
-  const id = get("ce-id");
-  const type = get("ce-type");
-  const source = get("ce-source");
-  const time = get("ce-time");
-  if (!id || !type || !source || !time || get("ce-specversion") !== "1.0") {
+  // One pass over the headers: each get() would list and filter every key again.
+  let id, type, source, time, specversion, traceparent, tracestate;
+  for (const [name, values] of headers ?? []) {
+    const value = values[0] || undefined;
+    switch (name) {
+      case "ce-id":
+        id = value;
+        break;
+      case "ce-type":
+        type = value;
+        break;
+      case "ce-source":
+        source = value;
+        break;
+      case "ce-time":
+        time = value;
+        break;
+      case "ce-specversion":
+        specversion = value;
+        break;
+      case "traceparent":
+        traceparent = value;
+        break;
+      case "tracestate":
+        tracestate = value;
+        break;
+    }
+  }
+  if (!id || !type || !source || !time || specversion !== "1.0") {
     throw new MalformedEventError(`message on ${natsSubject} lacks CloudEvents attributes`);
   }
-  return {
-    id,
-    type,
-    source,
-    subject: natsSubject,
-    time: new Date(time),
-    traceparent: get("traceparent"),
-    tracestate: get("tracestate"),
-  };
+  return { id, type, source, subject: natsSubject, time: new Date(time), traceparent, tracestate };
 }
 
 /** The trace id inside a W3C traceparent (`00-<trace id>-<span id>-<flags>`), or "". */

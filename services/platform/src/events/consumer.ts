@@ -1,11 +1,11 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import type { Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
 import { consumerLag, eventsConsumed, eventsRedelivered } from "../metrics.ts";
-import { fromHeaders } from "./cloudevents.ts";
+import { fromHeaders, type EventEnvelope } from "./cloudevents.ts";
 import { isMissingStream } from "./topology.ts";
 import { applyOnce, type Outcome } from "./consumer/apply.ts";
 import { applyBatch, batchesOf } from "./consumer/batching.ts";
@@ -13,7 +13,7 @@ import { retryOrDeadLetter } from "./consumer/dead-lettering.ts";
 import { rebuildProjection } from "./consumer/rebuilding.ts";
 import type { ConsumerSpec } from "./consumer/spec.ts";
 
-export { defineConsumer, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./consumer/spec.ts";
+export { defineConsumer, defineVariantConsumer, type ConsumerSpec, type RawEvent, type ReceivedEvent } from "./consumer/spec.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/consumer");
 
@@ -35,12 +35,20 @@ export class ConsumerRunner<Tables> {
   private stopped = false;
   /** Held while a batch is being applied; a rebuild takes it to pause the consumer. */
   private lock: Promise<void> = Promise.resolve();
+  /** Span name and shared attributes per subject (spanShape). */
+  private readonly spanShapes = new Map<string, { name: string; attributes: Attributes }>();
+  private readonly metricAttributes;
 
   constructor(spec: ConsumerSpec<Tables>, db: Kysely<Tables & PlatformTables>, connection: NatsConnection, log: Logger) {
     this.spec = spec;
     this.db = db;
     this.connection = connection;
     this.log = log.child({ consumer: spec.name });
+    this.metricAttributes = {
+      consumer: { consumer: spec.name },
+      applied: { consumer: spec.name, outcome: "applied" },
+      duplicate: { consumer: spec.name, outcome: "duplicate" },
+    };
     consumerLag.addCallback(async (result) => {
       if (!this.attached) return;
       const info = await jetstreamManager(this.connection).then((jsm) => jsm.consumers.info(this.spec.stream, this.spec.name)).catch(() => undefined);
@@ -134,6 +142,9 @@ export class ConsumerRunner<Tables> {
   /** One transaction per batch, one savepoint per event; acks follow the commit. */
   private async processBatch(batch: JsMsg[]): Promise<void> {
     const retry = (msg: JsMsg, error: Error) => retryOrDeadLetter(msg, error, this.spec, this.connection, this.log);
+    // Metrics are counted per batch: one add() per outcome instead of one per event.
+    const redelivered = batch.reduce((count, msg) => count + (msg.info.deliveryCount > 1 ? 1 : 0), 0);
+    if (redelivered > 0) eventsRedelivered.add(redelivered, this.metricAttributes.consumer);
     let results;
     try {
       results = await applyBatch(this.db, batch, (trx, msg) => this.processTraced(trx, msg));
@@ -144,51 +155,79 @@ export class ConsumerRunner<Tables> {
       for (const msg of batch) await retry(msg, error as Error);
       return;
     }
+    let applied = 0;
+    let duplicates = 0;
     for (const { msg, outcome, error } of results) {
       if (outcome) {
         msg.ack();
-        eventsConsumed.add(1, { consumer: this.spec.name, outcome });
+        if (outcome === "applied") applied++;
+        else duplicates++;
       } else {
         await retry(msg, error ?? new Error("event failed"));
       }
     }
+    if (applied > 0) eventsConsumed.add(applied, this.metricAttributes.applied);
+    if (duplicates > 0) eventsConsumed.add(duplicates, this.metricAttributes.duplicate);
   }
 
   /** Applies one message under a CONSUMER span that continues the producer's trace. */
   private processTraced(trx: Transaction<Tables & PlatformTables>, msg: JsMsg): Promise<Outcome> {
-    if (msg.info.deliveryCount > 1) eventsRedelivered.add(1, { consumer: this.spec.name });
-    const parent = propagation.extract(ROOT_CONTEXT, {
-      traceparent: msg.headers?.get("traceparent") || undefined,
-      tracestate: msg.headers?.get("tracestate") || undefined,
+    let envelope: EventEnvelope | undefined;
+    let malformed: Error | undefined;
+    try {
+      envelope = fromHeaders(msg.headers, msg.subject);
+    } catch (error) {
+      malformed = error as Error;
+    }
+    // A malformed message still joins its producer's trace when it carries one.
+    const parent = propagation.extract(
+      ROOT_CONTEXT,
+      envelope
+        ? { traceparent: envelope.traceparent, tracestate: envelope.tracestate }
+        : { traceparent: msg.headers?.get("traceparent") || undefined, tracestate: msg.headers?.get("tracestate") || undefined },
+    );
+    const shape = this.spanShape(msg.subject);
+    return tracer.startActiveSpan(shape.name, { kind: SpanKind.CONSUMER, attributes: shape.attributes }, parent, async (span) => {
+      try {
+        // Attributes of this message only: set when someone records them.
+        if (span.isRecording()) {
+          span.setAttributes({
+            "messaging.message.id": envelope?.id ?? msg.headers?.get("ce-id") ?? "",
+            "messaging.nats.stream.sequence": msg.seq,
+            "messaging.nats.delivery_count": msg.info.deliveryCount,
+          });
+        }
+        if (!envelope) throw malformed;
+        const outcome = await applyOnce(this.spec, trx, envelope, msg.data, msg.seq);
+        span.setAttribute("meshwork.outcome", outcome);
+        return outcome;
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        throw error;
+      } finally {
+        span.end();
+      }
     });
-    return tracer.startActiveSpan(
-      `${msg.subject} process`,
-      {
-        kind: SpanKind.CONSUMER,
+  }
+
+  /** The span name and the attributes every message on `subject` shares (the sampler sees them). */
+  private spanShape(subject: string): { name: string; attributes: Attributes } {
+    let shape = this.spanShapes.get(subject);
+    if (!shape) {
+      shape = {
+        name: `${subject} process`,
         attributes: {
           "messaging.system": "nats",
           "messaging.operation.type": "process",
           "messaging.operation.name": "process",
-          "messaging.destination.name": msg.subject,
+          "messaging.destination.name": subject,
           "messaging.consumer.group.name": this.spec.name,
-          "messaging.message.id": msg.headers?.get("ce-id") ?? "",
-          "messaging.nats.stream.sequence": msg.seq,
-          "messaging.nats.delivery_count": msg.info.deliveryCount,
         },
-      },
-      parent,
-      async (span) => {
-        try {
-          const outcome = await applyOnce(this.spec, trx, fromHeaders(msg.headers, msg.subject), msg.data, msg.seq);
-          span.setAttribute("meshwork.outcome", outcome);
-          return outcome;
-        } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+      };
+      // Subjects name event types, not aggregates, so this stays small; bounded all the same.
+      if (this.spanShapes.size >= 1_000) this.spanShapes.clear();
+      this.spanShapes.set(subject, shape);
+    }
+    return shape;
   }
 }

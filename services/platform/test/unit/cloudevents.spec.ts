@@ -25,6 +25,22 @@ describe("CloudEvents headers", () => {
     assert.throws(() => fromHeaders(undefined, "a.b"), MalformedEventError);
   });
 
+  it("reads names exactly as sent, takes tracestate, and refuses another spec version or an empty id", () => {
+    const envelope = { id: "e1", type: "t", source: "s", subject: "a.b", time: new Date(0), traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "k=v" };
+    assert.equal(fromHeaders(toHeaders(envelope), "a.b").tracestate, "k=v");
+    const versioned = toHeaders(envelope);
+    versioned.set("ce-specversion", "0.3");
+    assert.throws(() => fromHeaders(versioned, "a.b"), MalformedEventError);
+    const emptyId = toHeaders(envelope);
+    emptyId.set("ce-id", "");
+    assert.throws(() => fromHeaders(emptyId, "a.b"), MalformedEventError);
+    // CloudEvents' NATS binding names the attributes in lower case; another case is another header.
+    const shouting = toHeaders(envelope);
+    shouting.delete("ce-id");
+    shouting.set("CE-ID", "e1");
+    assert.throws(() => fromHeaders(shouting, "a.b"), MalformedEventError);
+  });
+
   it("reads the trace id out of a traceparent", () => {
     assert.equal(traceIdOf("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), "0af7651916cd43dd8448eb211c80319c");
     assert.equal(traceIdOf(undefined), "");

@@ -13,7 +13,8 @@ export declare const file_meshwork_identity_v1_events: GenFile;
 
 /**
  * UserEvent is published on the IDENTITY stream, one subject per variant:
- * identity.v1.user.signed_up, .signed_in, .signed_out, .roles_changed.
+ * identity.v1.user.signed_up, .signed_in, .signed_out, .roles_changed, .account_closure_requested,
+ * .account_closed.
  *
  * @generated from message meshwork.identity.v1.UserEvent
  */
@@ -45,6 +46,18 @@ export declare type UserEvent = Message<"meshwork.identity.v1.UserEvent"> & {
      */
     value: UserEvent_RolesChanged;
     case: "rolesChanged";
+  } | {
+    /**
+     * @generated from field: meshwork.identity.v1.UserEvent.AccountClosureRequested account_closure_requested = 5;
+     */
+    value: UserEvent_AccountClosureRequested;
+    case: "accountClosureRequested";
+  } | {
+    /**
+     * @generated from field: meshwork.identity.v1.UserEvent.AccountClosed account_closed = 6;
+     */
+    value: UserEvent_AccountClosed;
+    case: "accountClosed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -201,4 +214,68 @@ export declare type UserEvent_RolesChanged = Message<"meshwork.identity.v1.UserE
  * Use `create(UserEvent_RolesChangedSchema)` to create a new message.
  */
 export declare const UserEvent_RolesChangedSchema: GenMessage<UserEvent_RolesChanged>;
+
+/**
+ * The start of the account-closure choreography. Each participant reacts on its own and reports
+ * with its own event; identity lists whom it awaits, so a participant never needs to know the others.
+ *
+ * @generated from message meshwork.identity.v1.UserEvent.AccountClosureRequested
+ */
+export declare type UserEvent_AccountClosureRequested = Message<"meshwork.identity.v1.UserEvent.AccountClosureRequested"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 4;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * The user who asked: the account's owner or an admin.
+   *
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy: string;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.UserEvent.AccountClosureRequested.
+ * Use `create(UserEvent_AccountClosureRequestedSchema)` to create a new message.
+ */
+export declare const UserEvent_AccountClosureRequestedSchema: GenMessage<UserEvent_AccountClosureRequested>;
+
+/**
+ * Every participant reported; identity has erased the account's personal data.
+ *
+ * @generated from message meshwork.identity.v1.UserEvent.AccountClosed
+ */
+export declare type UserEvent_AccountClosed = Message<"meshwork.identity.v1.UserEvent.AccountClosed"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 2;
+   */
+  occurredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.UserEvent.AccountClosed.
+ * Use `create(UserEvent_AccountClosedSchema)` to create a new message.
+ */
+export declare const UserEvent_AccountClosedSchema: GenMessage<UserEvent_AccountClosed>;
 

@@ -2,7 +2,7 @@
 // @generated from file meshwork/identity/v1/identity.proto (package meshwork.identity.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -276,6 +276,154 @@ export declare type IssueServiceTokenResponse = Message<"meshwork.identity.v1.Is
 export declare const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse>;
 
 /**
+ * @generated from message meshwork.identity.v1.AccountClosure
+ */
+export declare type AccountClosure = Message<"meshwork.identity.v1.AccountClosure"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: meshwork.identity.v1.AccountClosureState state = 2;
+   */
+  state: AccountClosureState;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 3;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * The participants that have reported, and those still awaited, by service name.
+   *
+   * @generated from field: repeated string reported = 4;
+   */
+  reported: string[];
+
+  /**
+   * @generated from field: repeated string awaiting = 5;
+   */
+  awaiting: string[];
+
+  /**
+   * Set once the closure is CLOSED.
+   *
+   * @generated from field: google.protobuf.Timestamp closed_at = 6;
+   */
+  closedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.AccountClosure.
+ * Use `create(AccountClosureSchema)` to create a new message.
+ */
+export declare const AccountClosureSchema: GenMessage<AccountClosure>;
+
+/**
+ * @generated from message meshwork.identity.v1.CloseAccountRequest
+ */
+export declare type CloseAccountRequest = Message<"meshwork.identity.v1.CloseAccountRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.CloseAccountRequest.
+ * Use `create(CloseAccountRequestSchema)` to create a new message.
+ */
+export declare const CloseAccountRequestSchema: GenMessage<CloseAccountRequest>;
+
+/**
+ * @generated from message meshwork.identity.v1.CloseAccountResponse
+ */
+export declare type CloseAccountResponse = Message<"meshwork.identity.v1.CloseAccountResponse"> & {
+  /**
+   * @generated from field: meshwork.identity.v1.AccountClosure closure = 1;
+   */
+  closure?: AccountClosure | undefined;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.CloseAccountResponse.
+ * Use `create(CloseAccountResponseSchema)` to create a new message.
+ */
+export declare const CloseAccountResponseSchema: GenMessage<CloseAccountResponse>;
+
+/**
+ * @generated from message meshwork.identity.v1.GetAccountClosureRequest
+ */
+export declare type GetAccountClosureRequest = Message<"meshwork.identity.v1.GetAccountClosureRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.GetAccountClosureRequest.
+ * Use `create(GetAccountClosureRequestSchema)` to create a new message.
+ */
+export declare const GetAccountClosureRequestSchema: GenMessage<GetAccountClosureRequest>;
+
+/**
+ * @generated from message meshwork.identity.v1.GetAccountClosureResponse
+ */
+export declare type GetAccountClosureResponse = Message<"meshwork.identity.v1.GetAccountClosureResponse"> & {
+  /**
+   * @generated from field: meshwork.identity.v1.AccountClosure closure = 1;
+   */
+  closure?: AccountClosure | undefined;
+};
+
+/**
+ * Describes the message meshwork.identity.v1.GetAccountClosureResponse.
+ * Use `create(GetAccountClosureResponseSchema)` to create a new message.
+ */
+export declare const GetAccountClosureResponseSchema: GenMessage<GetAccountClosureResponse>;
+
+/**
+ * AccountClosureState is where an account's closure stands.
+ *
+ * @generated from enum meshwork.identity.v1.AccountClosureState
+ */
+export enum AccountClosureState {
+  /**
+   * @generated from enum value: ACCOUNT_CLOSURE_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Requested; some participants have not reported yet.
+   *
+   * @generated from enum value: ACCOUNT_CLOSURE_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * Every participant reported; identity erased the account. Final.
+   *
+   * @generated from enum value: ACCOUNT_CLOSURE_STATE_CLOSED = 2;
+   */
+  CLOSED = 2,
+
+  /**
+   * A participant has not reported within the closure timeout: an operator must look (the
+   * AccountClosureStuck alert). It still becomes CLOSED when the last report arrives.
+   *
+   * @generated from enum value: ACCOUNT_CLOSURE_STATE_STUCK = 3;
+   */
+  STUCK = 3,
+}
+
+/**
+ * Describes the enum meshwork.identity.v1.AccountClosureState.
+ */
+export declare const AccountClosureStateSchema: GenEnum<AccountClosureState>;
+
+/**
  * IdentityService owns users, their password hashes and the keys that sign access tokens.
  *
  * @generated from service meshwork.identity.v1.IdentityService
@@ -342,6 +490,30 @@ export declare const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof IssueServiceTokenRequestSchema;
     output: typeof IssueServiceTokenResponseSchema;
+  },
+  /**
+   * CloseAccount starts closing an account (the GDPR-style erasure): identity refuses its sign-ins
+   * from now on and publishes AccountClosureRequested; presence, orders, audit and notifications each
+   * do their part and report it with an event of their own (a choreography: nothing orchestrates).
+   * The account's owner, or an admin. Closing an account twice answers the closure already under way.
+   *
+   * @generated from rpc meshwork.identity.v1.IdentityService.CloseAccount
+   */
+  closeAccount: {
+    methodKind: "unary";
+    input: typeof CloseAccountRequestSchema;
+    output: typeof CloseAccountResponseSchema;
+  },
+  /**
+   * GetAccountClosure answers where a closure stands: which participants have reported, which are
+   * awaited, and whether it is stuck. The account's owner, or an admin.
+   *
+   * @generated from rpc meshwork.identity.v1.IdentityService.GetAccountClosure
+   */
+  getAccountClosure: {
+    methodKind: "unary";
+    input: typeof GetAccountClosureRequestSchema;
+    output: typeof GetAccountClosureResponseSchema;
   },
 }>;
 

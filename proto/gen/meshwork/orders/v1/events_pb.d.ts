@@ -13,7 +13,7 @@ export declare const file_meshwork_orders_v1_events: GenFile;
 
 /**
  * OrderEvent is published on the ORDERS stream, one subject per variant:
- * orders.v1.order.placed, .confirmed, .cancelled.
+ * orders.v1.order.placed, .confirmed, .cancelled, and orders.v1.account.orders_closed.
  *
  * @generated from message meshwork.orders.v1.OrderEvent
  */
@@ -39,6 +39,12 @@ export declare type OrderEvent = Message<"meshwork.orders.v1.OrderEvent"> & {
      */
     value: OrderEvent_Cancelled;
     case: "cancelled";
+  } | {
+    /**
+     * @generated from field: meshwork.orders.v1.OrderEvent.AccountOrdersClosed account_orders_closed = 4;
+     */
+    value: OrderEvent_AccountOrdersClosed;
+    case: "accountOrdersClosed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -162,4 +168,33 @@ export declare type OrderEvent_Cancelled = Message<"meshwork.orders.v1.OrderEven
  * Use `create(OrderEvent_CancelledSchema)` to create a new message.
  */
 export declare const OrderEvent_CancelledSchema: GenMessage<OrderEvent_Cancelled>;
+
+/**
+ * orders' report in the account-closure choreography: every unfinished order of the account has
+ * been cancelled (charged ones refunded by the saga) and no order may be placed for it any more.
+ *
+ * @generated from message meshwork.orders.v1.OrderEvent.AccountOrdersClosed
+ */
+export declare type OrderEvent_AccountOrdersClosed = Message<"meshwork.orders.v1.OrderEvent.AccountOrdersClosed"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: int32 orders_cancelled = 2;
+   */
+  ordersCancelled: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message meshwork.orders.v1.OrderEvent.AccountOrdersClosed.
+ * Use `create(OrderEvent_AccountOrdersClosedSchema)` to create a new message.
+ */
+export declare const OrderEvent_AccountOrdersClosedSchema: GenMessage<OrderEvent_AccountOrdersClosed>;
 

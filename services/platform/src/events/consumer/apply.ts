@@ -1,5 +1,6 @@
-import type { Transaction } from "kysely";
+import type { Kysely, Transaction } from "kysely";
 import type { PlatformTables } from "../../db/database.ts";
+import { preparedQuery } from "../../db/prepared.ts";
 import { activeFaults } from "../../faults.ts";
 import { traceIdOf, type EventEnvelope } from "../cloudevents.ts";
 import type { ConsumerSpec } from "./spec.ts";
@@ -18,13 +19,17 @@ export async function applyOnce<Tables>(
   data: Uint8Array,
   streamSequence: number,
 ): Promise<Outcome> {
-  const inserted = await (trx as unknown as Transaction<PlatformTables>)
-    .insertInto("processed_events")
-    .values({ consumer: spec.name, event_id: envelope.id, processed_at: Date.now() })
-    .onConflict((conflict) => conflict.doNothing())
-    .executeTakeFirst();
-  if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return "duplicate";
+  const inserted = await recordEvent.execute(trx as unknown as Kysely<PlatformTables>, spec.name, envelope.id, Date.now());
+  if (Number(inserted.numAffectedRows ?? 0n) === 0) return "duplicate";
   activeFaults().failIf("reject-event", envelope.id, `refusing event ${envelope.id}`);
   await spec.handle({ ...envelope, message: spec.decode(data), data, traceId: traceIdOf(envelope.traceparent), streamSequence }, trx);
   return "applied";
 }
+
+/** The inbox row, on the hot loop of every consumer: compiled once (db/prepared.ts). */
+const recordEvent = preparedQuery((db: Kysely<PlatformTables>, consumer: string, eventId: string, processedAt: number) =>
+  db
+    .insertInto("processed_events")
+    .values({ consumer, event_id: eventId, processed_at: processedAt })
+    .onConflict((conflict) => conflict.doNothing()),
+);

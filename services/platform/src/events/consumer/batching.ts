@@ -1,4 +1,5 @@
-import type { Kysely, Transaction } from "kysely";
+import { CompiledQuery, type Kysely, type Transaction } from "kysely";
+import { untraced } from "../../db/traced-dialect.ts";
 import type { PlatformTables } from "../../db/database.ts";
 import type { Outcome } from "./apply.ts";
 
@@ -21,11 +22,13 @@ export async function* batchesOf<T>(source: AsyncIterable<T>, max = MAX_BATCH): 
     if (first.done) return;
     const batch = [first.value];
     let done = false;
+    // Messages already buffered settle within microtasks; setImmediate runs after them, so it
+    // wins only when nothing more has arrived yet, and the batch closes without waiting. One
+    // check per batch: once it has run, the next message that is not already settled closes it.
+    const nothingMore = new Promise<"none yet">((resolve) => setImmediate(resolve, "none yet"));
     while (batch.length < max) {
       waiting = iterator.next();
-      // Messages already buffered settle within microtasks; setImmediate runs after them, so it
-      // wins only when nothing more has arrived yet, and the batch closes without waiting.
-      const next = await Promise.race([waiting, new Promise<"none yet">((resolve) => setImmediate(() => resolve("none yet")))]);
+      const next = await Promise.race([waiting, nothingMore]);
       if (next === "none yet") break;
       waiting = undefined;
       if (next.done) {
@@ -55,19 +58,20 @@ export async function applyBatch<Tables, M>(
   batch: readonly M[],
   apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
 ): Promise<BatchResult<M>[]> {
-  const results: BatchResult<M>[] = [];
+  const results: BatchResult<M>[] = new Array(batch.length);
   const trx = await db.startTransaction().execute();
   try {
-    for (const msg of batch) {
-      const savepoint = await trx.savepoint("event").execute();
+    for (let i = 0; i < batch.length; i++) {
+      const msg = batch[i]!;
+      await trx.executeQuery(SAVEPOINT);
       try {
-        const outcome = await apply(savepoint, msg);
-        await savepoint.releaseSavepoint("event").execute();
-        results.push({ msg, outcome });
+        const outcome = await apply(trx, msg);
+        await trx.executeQuery(RELEASE);
+        results[i] = { msg, outcome };
       } catch (error) {
-        await savepoint.rollbackToSavepoint("event").execute();
-        await savepoint.releaseSavepoint("event").execute();
-        results.push({ msg, error: error instanceof Error ? error : new Error(String(error)) });
+        await trx.executeQuery(ROLLBACK_TO);
+        await trx.executeQuery(RELEASE);
+        results[i] = { msg, error: error instanceof Error ? error : new Error(String(error)) };
       }
     }
     await trx.commit().execute();
@@ -77,3 +81,9 @@ export async function applyBatch<Tables, M>(
   }
   return results;
 }
+
+// The savepoint commands as constant statements on the batch's own transaction: Kysely's
+// `trx.savepoint()` builds a transaction object and compiles its command for every event.
+const SAVEPOINT = untraced(CompiledQuery.raw('savepoint "event"'));
+const RELEASE = untraced(CompiledQuery.raw('release savepoint "event"'));
+const ROLLBACK_TO = untraced(CompiledQuery.raw('rollback to savepoint "event"'));

@@ -1,7 +1,9 @@
 import { fromBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Transaction } from "kysely";
 import type { PlatformTables } from "../../db/database.ts";
 import type { EventEnvelope } from "../cloudevents.ts";
+import type { EventEnvelopeMessage } from "../emitter.ts";
 
 /** An event as a handler sees it: the CloudEvents envelope, the raw body and where it sits in the stream. */
 export interface RawEvent extends EventEnvelope {
@@ -58,4 +60,33 @@ export function defineConsumer<Tables, Desc extends DescMessage>(spec: DecodingC
   }
   const { schema, handle } = spec as DecodingConsumer<Tables, Desc>;
   return { ...options, decode: (data) => fromBinary(schema, data), handle: (event, trx) => handle(event as ReceivedEvent<MessageShape<Desc>>, trx) };
+}
+
+type VariantCase<M extends EventEnvelopeMessage> = NonNullable<M["event"]["case"]>;
+type VariantValue<M extends EventEnvelopeMessage, C> = Extract<M["event"], { case: C }>["value"];
+
+/** A consumer of one variant of a domain's events, read from that variant's own subject. */
+export interface VariantConsumer<Tables, M extends EventEnvelopeMessage, C extends VariantCase<M>> extends Omit<ConsumerOptions, "filterSubjects"> {
+  schema: GenMessage<M>;
+  /** The producer's subject for the variant (only those messages are delivered). */
+  subject: string;
+  variant: C;
+  handle(value: VariantValue<M, C>, trx: Transaction<Tables & PlatformTables>, event: ReceivedEvent<M>): Promise<void>;
+}
+
+/**
+ * Most reactions are to one thing that happened: this consumer reads one variant of a domain's
+ * event envelope (its oneof `event`) and hands the handler that variant's value. Anything else on
+ * the subject (a producer's mistake) is acknowledged and ignored.
+ */
+export function defineVariantConsumer<Tables, M extends EventEnvelopeMessage, C extends VariantCase<M>>(spec: VariantConsumer<Tables, M, C>): ConsumerSpec<Tables> {
+  const { subject, variant, handle, ...options } = spec;
+  return defineConsumer<Tables, GenMessage<M>>({
+    ...options,
+    filterSubjects: [subject],
+    handle: async (event, trx) => {
+      const received = event as ReceivedEvent<M>;
+      if (received.message.event.case === variant) await handle(received.message.event.value as VariantValue<M, C>, trx, received);
+    },
+  });
 }

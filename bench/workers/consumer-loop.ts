@@ -1,0 +1,97 @@
+/**
+ * The consumer's hot loop in one process, without NATS: presence's projection consumer applies
+ * synthetic sign-in events through the platform's ConsumerRunner (batch transaction, savepoint,
+ * inbox row, CONSUMER span, decode, handler, ack) on a SQLite file, as the service does. Used to
+ * find where the per-event time goes (docs/performance.md) without the noise of a whole system.
+ *
+ *   node bench/workers/consumer-loop.ts cpu [batch size] [batches]   CPU µs per event, 8 passes
+ *   node bench/workers/consumer-loop.ts tail [events]                one event per batch: p50/p99/max
+ *
+ * Environment: SQLITE_PRAGMAS="wal_autocheckpoint=0;synchronous=OFF" runs pragmas on the database
+ * first (to weigh the WAL checkpoint); add --cpu-prof to profile.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { sql } from "kysely";
+import { startTelemetry } from "../../services/platform/src/telemetry.ts";
+
+// As in the service: telemetry first (no exporter, so nothing is sampled), then everything else.
+await startTelemetry({ serviceName: "presence", serviceVersion: "bench", environment: "bench" });
+const { ConsumerRunner, createLogger, openDatabase, toHeaders, uuidv7 } = await import("@meshwork/platform");
+const { UserEvent_SignedInSchema, UserEventSchema } = await import("@meshwork/proto/meshwork/identity/v1/events_pb.js");
+const { presenceConsumers } = await import("../../services/presence/src/events.ts");
+const { migrations } = await import("../../services/presence/src/store.ts");
+type PresenceTables = import("../../services/presence/src/store.ts").PresenceTables;
+
+const [mode = "cpu", first, second] = process.argv.slice(2);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "consumer-loop-"));
+const database = await openDatabase<PresenceTables>(path.join(dir, "presence.db"), migrations);
+for (const pragma of (process.env["SQLITE_PRAGMAS"] ?? "").split(";").filter(Boolean)) await sql.raw(`pragma ${pragma}`).execute(database.db);
+// The runner never touches NATS on the applying path: acks go to the fake messages below.
+const runner = new ConsumerRunner(presenceConsumers()[0]!, database.db, {} as NatsConnection, createLogger({ service: "presence", level: "warn", format: "json" }));
+const applyBatch = (batch: JsMsg[]) => (runner as unknown as { processBatch(batch: JsMsg[]): Promise<void> }).processBatch(batch);
+
+let sequence = 0;
+let acked = 0;
+/** What JetStream would deliver for one identity.v1.user.signed_in event (the fields the runner reads). */
+function signedIn(): JsMsg {
+  const now = Date.now();
+  const userId = uuidv7(now);
+  const message = create(UserEventSchema, {
+    event: {
+      case: "signedIn",
+      value: create(UserEvent_SignedInSchema, {
+        userId,
+        email: `${userId}@meshwork.bench`,
+        displayName: "bench user",
+        sessionId: uuidv7(now),
+        occurredAt: timestampFromMs(now),
+        expiresAt: timestampFromMs(now + 3_600_000),
+      }),
+    },
+  });
+  const headers = toHeaders({
+    id: uuidv7(now),
+    type: UserEventSchema.typeName,
+    source: "meshwork/identity",
+    subject: "identity.v1.user.signed_in",
+    time: new Date(now),
+    traceparent: `00-${"4bf92f3577b34da6a3ce929d0e0e4736"}-${"00f067aa0ba902b7"}-01`,
+  });
+  const msg = { subject: "identity.v1.user.signed_in", data: toBinary(UserEventSchema, message), headers, seq: ++sequence, info: { deliveryCount: 1 }, ack: () => void acked++ };
+  return msg as unknown as JsMsg;
+}
+
+if (mode === "cpu") {
+  const batchSize = Number(first ?? 20);
+  const batches = Number(second ?? 300);
+  for (let pass = 1; pass <= 8; pass++) {
+    const work = Array.from({ length: batches }, () => Array.from({ length: batchSize }, signedIn));
+    const started = process.cpuUsage();
+    for (const batch of work) await applyBatch(batch);
+    const used = process.cpuUsage(started);
+    console.log(`pass ${pass}: batches of ${batchSize}: ${((used.user + used.system) / (batches * batchSize)).toFixed(1)} µs CPU per event`);
+  }
+} else if (mode === "tail") {
+  const events = Number(first ?? 4_000);
+  const times: number[] = [];
+  for (let i = 0; i < events; i++) {
+    const msg = signedIn();
+    const started = performance.now();
+    await applyBatch([msg]);
+    times.push(performance.now() - started);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.floor(q * (times.length - 1))]!.toFixed(2);
+  console.log(`one event per batch, ${events} events: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, p99.9 ${at(0.999)} ms, max ${at(1)} ms`);
+} else {
+  throw new Error(`unknown mode ${mode}: cpu or tail`);
+}
+if (acked === 0) throw new Error("nothing was acknowledged");
+await database.close();
+fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,32 @@
+import { isSpanContextValid, TraceFlags, type Span } from "@opentelemetry/api";
+
+/**
+ * What the process's sampler does with a span, as far as leaf spans (a database statement) need
+ * to know: `never` records anything (no exporter, or `always_off`), `follow-parent` records a child
+ * exactly when its parent records (the parent-based samplers), `independent` may record a child of
+ * an unrecorded parent (`always_on`, `traceidratio`), and is the safe answer when unknown.
+ */
+export type SamplingPolicy = "never" | "follow-parent" | "independent";
+
+let policy: SamplingPolicy = "independent";
+
+/** Set by startTelemetry from the sampler it installs. */
+export function setSamplingPolicy(next: SamplingPolicy): void {
+  policy = next;
+}
+
+/**
+ * False when a span started now, under `parent`, is certain not to be recorded: then a leaf span
+ * need not be built at all. A leaf span's ids are never seen (it has no children and is not
+ * propagated), so skipping it changes nothing observable, and saves its ids, attributes and
+ * context work on every statement of a hot loop (bench/pipeline.ts).
+ */
+export function leafSpanMayRecord(parent: Span | undefined): boolean {
+  if (policy === "never") return false;
+  if (policy === "follow-parent" && parent !== undefined) {
+    // As ParentBasedSampler decides: by the parent's sampled flag when its context is valid.
+    const parentContext = parent.spanContext();
+    if (isSpanContextValid(parentContext)) return (parentContext.traceFlags & TraceFlags.SAMPLED) !== 0;
+  }
+  return true;
+}
