@@ -305,24 +305,25 @@ async function main() {
     return "meshwork enforces baseline (warns restricted), meshwork-infra enforces restricted";
   });
 
-  // Pods start in any order: with only the consumers installed on a fresh NATS (no stream exists
-  // yet), they must still become Ready, then consume once their producers create the streams.
-  const consumers = MANIFEST.filter((service) => service.streams.length === 0 && service.consumes.length > 0);
-  const producers = MANIFEST.filter((service) => service.streams.length > 0);
-  await step(`start order: the consumers (${consumers.map((s) => s.name).join(", ")}) alone, before any producer, become Ready`, async () => {
-    const producersOff = producers.flatMap((service) => ["--set", `services.${service.name}.enabled=false`]);
+  // Pods start in any order. The issue's case: presence waited for the IDENTITY stream, which
+  // only identity creates, failed its probes and was restarted. So every service but IDENTITY's
+  // producers is installed on a fresh NATS, and each must become Ready with that stream missing.
+  const identityProducers = MANIFEST.filter((service) => service.streams.includes("IDENTITY"));
+  const withoutIdentity = MANIFEST.filter((service) => !identityProducers.includes(service));
+  const identityConsumers = withoutIdentity.filter((service) => service.consumes.includes("IDENTITY") || service.consumes.includes("*"));
+  await step(`start order: ${withoutIdentity.map((s) => s.name).join(", ")} installed before IDENTITY exists, every one Ready`, async () => {
+    assert.ok(identityProducers.length > 0 && identityConsumers.length > 0, "the manifest has no producer or no consumer of IDENTITY");
+    const producersOff = identityProducers.flatMap((service) => ["--set", `services.${service.name}.enabled=false`]);
     await cluster.helm("install", RELEASE, CHART, ...installArgs, ...producersOff);
-    const deployments = await cluster.rolledOut(NAMESPACE, 180_000, consumers.length);
-    const consumed = [...new Set(consumers.flatMap((service) => service.consumes))];
+    const deployments = await cluster.rolledOut(NAMESPACE, 180_000, withoutIdentity.length);
     const connection = await nats();
     try {
       const streams = await (await jetstreamManager(connection)).streams.names().next();
-      const early = consumed.filter((stream) => streams.includes(stream));
-      assert.deepEqual(early, [], "streams exist although no producer is installed");
+      assert.ok(!streams.includes("IDENTITY"), "IDENTITY exists although its producer is not installed");
     } finally {
       await connection.close();
     }
-    return `${deployments.map((d) => d.metadata!.name).join(", ")} Available with none of ${consumed.join(", ")} created yet`;
+    return `${deployments.length} Deployments Available, ${identityConsumers.map((s) => s.name).join(", ")} among them consuming IDENTITY, which does not exist yet`;
   });
 
   const installed = await step("helm upgrade to every service (dev values, mesh off): every Deployment Available", async () => {
@@ -507,12 +508,9 @@ spec: { hard: { pods: "0" } }
       await assert.rejects(cluster.objects.create(invalid, undefined, "All"), /denied the request/);
       // Every Istio resource of the release passes that webhook (helm fails on any refusal).
       await cluster.helm("install", RELEASE, CHART, "-n", MESH, "-f", DEV_VALUES, "--timeout", "2m");
-      const istioObjects = parseAllDocuments(await cluster.helm("get", "manifest", RELEASE, "-n", MESH))
-        .map((document) => document.toJS() as KubernetesObject | null)
-        .filter((object) => object?.apiVersion?.includes("istio.io/")).length;
-      const routes = parseAllDocuments(await cluster.helm("get", "manifest", RELEASE, "-n", MESH))
-        .map((document) => document.toJS() as KubernetesObject | null)
-        .filter((object) => object?.kind === "HTTPRoute" || object?.kind === "GRPCRoute").length;
+      const released = parseAllDocuments(await cluster.helm("get", "manifest", RELEASE, "-n", MESH)).map((document) => document.toJS() as KubernetesObject | null);
+      const istioObjects = released.filter((object) => object?.apiVersion?.includes("istio.io/")).length;
+      const routes = released.filter((object) => object?.kind === "HTTPRoute" || object?.kind === "GRPCRoute").length;
       type Condition = { type: string; status: string; reason: string; message: string };
       type GatewayStatus = { conditions?: Condition[]; listeners?: { name: string; attachedRoutes: number; conditions: Condition[] }[] };
       // istiod deploys the gateway's Service from its kube-gateway template, with the type the
