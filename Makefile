@@ -150,7 +150,7 @@ tilt-ci: install ## tilt ci -f tilt/local.Tiltfile on the local cluster: buildah
 	scripts/install-tools.sh tilt
 	@[[ -n "$(KEEP_CLUSTER)" ]] || trap 'scripts/cluster.sh down' EXIT; \
 	  export KUBECONFIG=$(ROOT)/.data/cluster/kubeconfig; \
-	  scripts/cluster.sh up && scripts/cluster.sh settle && tilt ci -f tilt/local.Tiltfile --timeout 10m --port 0 --web-mode prod; status=$$?; \
+	  scripts/cluster.sh up && scripts/cluster.sh settle && FRESH_VOLUMES=1 tilt ci -f tilt/local.Tiltfile --timeout 10m --port 0 --web-mode prod; status=$$?; \
 	  tilt down -f tilt/local.Tiltfile --delete-namespaces >/dev/null 2>&1 || true; \
 	  kubectl wait --for=delete namespace/meshwork namespace/meshwork-infra --timeout=180s >/dev/null 2>&1 || true; \
 	  [[ -n "$(KEEP_CLUSTER)" ]] || { trap - EXIT; scripts/cluster.sh down; }; \

@@ -15,7 +15,8 @@
 #   scripts/cluster.sh istiod-down stop istiod and remove its webhook registration
 #   scripts/cluster.sh settle      wait until no namespace is still terminating
 #   scripts/cluster.sh volume NAME NAMESPACE CLAIM UID SIZE
-#                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it)
+#                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it);
+#                                  its data is kept across runs unless FRESH_VOLUMES=1
 #   KWOK_NODES=3 scripts/cluster.sh up
 #                                  no real node: 3 kwok nodes in 3 zones instead (the real scheduler
 #                                  places pods on them, no container runs), for scheduling checks
@@ -619,11 +620,14 @@ EOF
 
 # A hostPath PersistentVolume under .data/cluster/volumes/<name>, pre-bound to one claim (the
 # StatefulSets' volumeClaimTemplates). Kept across runs; a Released one is bound again.
+# FRESH_VOLUMES=1 (make tilt-ci) empties one that no claim holds: PostgreSQL creates its users and
+# databases only on an empty data directory, so data kept from before a service was added lacks it.
 volume() { # name namespace claim owner-uid size
   local name=$1 namespace=$2 claim=$3 owner=$4 size=$5 dir="$STATE/volumes/$1" phase
+  phase=$(kubectl_admin get pv "$name" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [[ ${FRESH_VOLUMES:-} == 1 && $phase != Bound ]] && rm -rf "$dir"
   mkdir -p "$dir"
   chown "$owner:$owner" "$dir"
-  phase=$(kubectl_admin get pv "$name" -o jsonpath='{.status.phase}' 2>/dev/null || true)
   [[ $phase == Released ]] && kubectl_admin delete pv "$name" --wait >/dev/null
   kubectl_admin apply -f - >/dev/null <<EOF
 apiVersion: v1
