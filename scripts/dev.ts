@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { startConsoleServer, upstreamsFromEnv } from "../console/server.ts";
 import { DEFAULT_JAEGER_PORTS, jaegerExportEnv, startJaeger, type JaegerPorts } from "./lib/jaeger.ts";
+import { startWaves } from "./lib/services.ts";
 import { DEFAULT_PORTS, MANIFEST, peerEnv, ROOT, serviceClientEnv, SERVICES, startNats, startService, type ManagedProcess } from "./lib/system.ts";
 
 const started = performance.now();
@@ -66,7 +67,7 @@ try {
         ...(jaegerPorts ? jaegerExportEnv(jaegerPorts) : {}),
       },
     });
-  // Producers first, together; then the consumers, which are ready once the streams they read exist.
+  // Wave by wave (producers before the consumers of their streams), each wave together.
   // Every process that started is kept, even when another fails, so shutdown stops it too.
   const startAll = async (names: string[]) => {
     const results = await Promise.allSettled(names.map(start));
@@ -74,9 +75,7 @@ try {
     const failure = results.find((result) => result.status === "rejected");
     if (failure) throw failure.reason;
   };
-  const consumers = new Set(MANIFEST.filter((service) => service.consumes.length > 0).map((service) => service.name));
-  await startAll(SERVICES.filter((name) => !consumers.has(name)));
-  await startAll(SERVICES.filter((name) => consumers.has(name)));
+  for (const wave of startWaves(MANIFEST)) await startAll(wave.map((service) => service.name));
   consoleServer = await startConsoleServer({
     host: process.env["CONSOLE_HOST"] ?? "127.0.0.1",
     port: consolePort,

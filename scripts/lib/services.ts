@@ -28,8 +28,7 @@ const EVERY_STREAM = "*";
 
 /**
  * Every service (a folder under services/ whose package.json has a `meshwork` field), in start
- * order: producers first, then consumers, each group by port. A consumer is ready only once the
- * streams it reads exist, so starting it after their producers keeps startup quick.
+ * order: the waves of startWaves, one after the other.
  */
 export function loadServices(root = ROOT): ServiceManifest[] {
   const servicesDir = path.join(root, "services");
@@ -45,7 +44,32 @@ export function loadServices(root = ROOT): ServiceManifest[] {
     const others = manifests.filter((other) => other !== manifest).flatMap((other) => other.streams);
     manifest.consumes = [...new Set([...manifest.consumes.filter((stream) => stream !== EVERY_STREAM), ...others])].sort();
   }
-  return manifests.sort((a, b) => a.consumes.length - b.consumes.length || a.rpcPort - b.rpcPort);
+  return startWaves(manifests).flat();
+}
+
+/**
+ * The services in waves: each wave's services consume only streams that earlier waves produce, so
+ * every consumer attaches as it starts instead of polling for a stream that is not there yet (a
+ * consumer that waits is ready, and its first events would come up to a poll interval late). A
+ * cycle (identity awaits the reports of services that read identity's own stream) is broken by
+ * starting next the producer whose streams the most remaining services read. Within a wave, by port.
+ */
+export function startWaves(manifests: ServiceManifest[]): ServiceManifest[][] {
+  const waves: ServiceManifest[][] = [];
+  const produced = new Set<string>();
+  const producedBySomeone = new Set(manifests.flatMap((manifest) => manifest.streams));
+  let remaining = [...manifests].sort((a, b) => a.rpcPort - b.rpcPort);
+  while (remaining.length > 0) {
+    let wave = remaining.filter((manifest) => manifest.consumes.every((stream) => produced.has(stream) || !producedBySomeone.has(stream)));
+    if (wave.length === 0) {
+      const readers = (manifest: ServiceManifest) => remaining.filter((other) => other !== manifest && other.consumes.some((stream) => manifest.streams.includes(stream))).length;
+      wave = [remaining.reduce((best, manifest) => (readers(manifest) > readers(best) ? manifest : best))];
+    }
+    waves.push(wave);
+    for (const manifest of wave) for (const stream of manifest.streams) produced.add(stream);
+    remaining = remaining.filter((manifest) => !wave.includes(manifest));
+  }
+  return waves;
 }
 
 function checked(manifest: ServiceManifest, file: string): ServiceManifest {

@@ -4,6 +4,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { jetstream } from "@nats-io/jetstream";
+import { decodeJwt } from "jose";
 import { uuidv7 } from "@meshwork/platform";
 import { UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
@@ -43,6 +44,10 @@ describe("scale-out: two processes of a service on one database", function () {
   it("splits one durable consumer between two presence processes: the projection equals the stream, nothing applied twice", async () => {
     const token = await adminToken(system);
     const presence = system.client(v2.PresenceService, "presence", "connect", token);
+    // The admin's own sign-in is an event too: counted before the baseline, or the count could
+    // never reach it exactly once it lands after.
+    const admin = decodeJwt(token).sub!;
+    await waitFor(async () => (await presence.listOnlineUsers({ pageSize: 100 })).users.some((user) => user.userId === admin), "the admin's sign-in in the projection", 20_000);
     const before = (await presence.getPresenceSummary({})).onlineSessions;
     const appliedBefore = await Promise.all([system.adminUrl("presence"), second.presenceAdmin].map((url) => applied(url, PROJECTION_CONSUMER)));
     const connection = await system.natsConnection();
