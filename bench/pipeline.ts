@@ -1,16 +1,13 @@
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ensureStreams, toHeaders, uuidv7, type StreamSpec } from "@meshwork/platform";
-import { UserEvent_SignedInSchema, UserEventSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
-import { randomBytes } from "node:crypto";
+import { ensureStreams, type StreamSpec } from "@meshwork/platform";
 import { setTimeout as sleep } from "node:timers/promises";
-import { IDENTITY_STREAM, userEvents } from "../services/identity/src/events.ts";
+import { IDENTITY_STREAM } from "../services/identity/src/events.ts";
 import { PROJECTION_CONSUMER } from "../services/presence/src/events.ts";
 import { spawnManaged, waitFor, type ManagedProcess } from "../scripts/lib/system.ts";
 import { profileEnv, type Benchmark } from "./lib/context.ts";
+import { SIGNED_IN_SUBJECT, signedInEvent } from "./lib/events.ts";
 import { metric } from "./lib/report.ts";
 import { percentiles } from "./lib/stats.ts";
 import { BenchSystem, cpuTimeMsOf } from "./lib/system.ts";
@@ -81,7 +78,7 @@ export const pipeline: Benchmark = {
         {
           label: "presence",
           stream: IDENTITY_STREAM.name,
-          subject: userEvents.subjects.signedIn,
+          subject: SIGNED_IN_SUBJECT,
           consumer: PROJECTION_CONSUMER,
           ...main,
           lastSeq: () => main.lastSeq(IDENTITY_STREAM.name),
@@ -237,32 +234,4 @@ async function burst(target: Target, lastSeq: number, count: number, window: num
   const last = Math.max(...ackedAt);
   const latenciesMs = Array.from(ackedAt, (acked, i) => acked - publishedAt[i]!);
   return { elapsedMs: last - started, latenciesMs };
-}
-
-function signedInEvent() {
-  const now = Date.now();
-  const userId = uuidv7(now);
-  const message = create(UserEventSchema, {
-    event: {
-      case: "signedIn",
-      value: create(UserEvent_SignedInSchema, {
-        userId,
-        email: `${userId}@meshwork.bench`,
-        displayName: "bench user",
-        sessionId: uuidv7(now),
-        occurredAt: timestampFromMs(now),
-        expiresAt: timestampFromMs(now + 3_600_000),
-      }),
-    },
-  });
-  const id = uuidv7(now);
-  const headers = toHeaders({
-    id,
-    type: UserEventSchema.typeName,
-    source: "meshwork/identity",
-    subject: userEvents.subjects.signedIn,
-    time: new Date(now),
-    traceparent: `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`,
-  });
-  return { data: toBinary(UserEventSchema, message), headers, id };
 }

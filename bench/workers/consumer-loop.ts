@@ -13,8 +13,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "kysely";
@@ -22,8 +20,8 @@ import { startTelemetry } from "../../services/platform/src/telemetry.ts";
 
 // As in the service: telemetry first (no exporter, so nothing is sampled), then everything else.
 await startTelemetry({ serviceName: "presence", serviceVersion: "bench", environment: "bench" });
-const { ConsumerRunner, createLogger, openDatabase, toHeaders, uuidv7 } = await import("@meshwork/platform");
-const { UserEvent_SignedInSchema, UserEventSchema } = await import("@meshwork/proto/meshwork/identity/v1/events_pb.js");
+const { ConsumerRunner, createLogger, openDatabase } = await import("@meshwork/platform");
+const { SIGNED_IN_SUBJECT, signedInEvent } = await import("../lib/events.ts");
 const { presenceConsumers } = await import("../../services/presence/src/events.ts");
 const { migrations } = await import("../../services/presence/src/store.ts");
 type PresenceTables = import("../../services/presence/src/store.ts").PresenceTables;
@@ -40,30 +38,8 @@ let sequence = 0;
 let acked = 0;
 /** What JetStream would deliver for one identity.v1.user.signed_in event (the fields the runner reads). */
 function signedIn(): JsMsg {
-  const now = Date.now();
-  const userId = uuidv7(now);
-  const message = create(UserEventSchema, {
-    event: {
-      case: "signedIn",
-      value: create(UserEvent_SignedInSchema, {
-        userId,
-        email: `${userId}@meshwork.bench`,
-        displayName: "bench user",
-        sessionId: uuidv7(now),
-        occurredAt: timestampFromMs(now),
-        expiresAt: timestampFromMs(now + 3_600_000),
-      }),
-    },
-  });
-  const headers = toHeaders({
-    id: uuidv7(now),
-    type: UserEventSchema.typeName,
-    source: "meshwork/identity",
-    subject: "identity.v1.user.signed_in",
-    time: new Date(now),
-    traceparent: `00-${"4bf92f3577b34da6a3ce929d0e0e4736"}-${"00f067aa0ba902b7"}-01`,
-  });
-  const msg = { subject: "identity.v1.user.signed_in", data: toBinary(UserEventSchema, message), headers, seq: ++sequence, info: { deliveryCount: 1 }, ack: () => void acked++ };
+  const { data, headers } = signedInEvent();
+  const msg = { subject: SIGNED_IN_SUBJECT, data, headers, seq: ++sequence, info: { deliveryCount: 1 }, ack: () => void acked++ };
   return msg as unknown as JsMsg;
 }
 
