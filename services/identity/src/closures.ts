@@ -4,7 +4,7 @@ import { NotFoundError, PermissionDeniedError, serviceMeter, type Logger, type P
 import { UserEvent_AccountClosedSchema, UserEvent_AccountClosureRequestedSchema } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import type { Kysely, Transaction } from "kysely";
 import type { IdentityConfig } from "./config.ts";
-import { afterReport, erasedEmail, isOverdue, type ClosureState } from "./domain/closure.ts";
+import { afterReport, awaiting, erasedEmail, isOverdue, type ClosureState } from "./domain/closure.ts";
 import { userEvents } from "./events.ts";
 import {
   countClosuresByState,
@@ -102,7 +102,7 @@ export class AccountClosures {
       if (!closure || !isOverdue(closure, now, timeoutMs)) continue;
       await setClosureState(db, userId, "STUCK", null);
       stuck++;
-      this.log.error({ userId, awaiting: this.expected.filter((name) => !closure.reported.includes(name)) }, "account closure is stuck: a participant has not reported");
+      this.log.error({ userId, awaiting: awaiting(this.expected, closure.reported) }, "account closure is stuck: a participant has not reported");
     }
     return stuck;
   }
