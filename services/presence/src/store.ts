@@ -66,18 +66,25 @@ export async function endSession(db: Db, sessionId: string, endedAt: number): Pr
 }
 
 export async function countOnlineUsers(db: Db, now: number): Promise<number> {
-  const row = await db
-    .selectFrom("online_sessions")
-    .select((eb) => eb.fn.count<number>("user_id").distinct().as("count"))
-    .where("expires_at", ">", now)
-    .executeTakeFirst();
-  return Number(row?.count ?? 0);
+  const { rows } = await onlineUsers.execute(db, now);
+  return Number(rows[0]?.count ?? 0);
 }
 
 export async function countOnlineSessions(db: Db, now: number): Promise<number> {
-  const row = await db.selectFrom("online_sessions").select((eb) => eb.fn.countAll<number>().as("count")).where("expires_at", ">", now).executeTakeFirst();
-  return Number(row?.count ?? 0);
+  const { rows } = await onlineSessions.execute(db, now);
+  return Number(rows[0]?.count ?? 0);
 }
+
+// The counts answer GetOnlineCount, the service's most frequent call: compiled once (preparedQuery).
+const onlineUsers = preparedQuery((db: Kysely<PresenceDatabase>, now: number) =>
+  db
+    .selectFrom("online_sessions")
+    .select((eb) => eb.fn.count<number>("user_id").distinct().as("count"))
+    .where("expires_at", ">", now),
+);
+const onlineSessions = preparedQuery((db: Kysely<PresenceDatabase>, now: number) =>
+  db.selectFrom("online_sessions").select((eb) => eb.fn.countAll<number>().as("count")).where("expires_at", ">", now),
+);
 
 export async function liveSessions(db: Db, now: number): Promise<OnlineSession[]> {
   const rows = await db.selectFrom("online_sessions").selectAll().where("expires_at", ">", now).orderBy("session_id").execute();

@@ -64,6 +64,8 @@ export function deprecationsInForce(table: readonly DeprecatedApi[], extensions 
  * anonymous caller learns nothing about a method it may not call. `now` is injectable for tests.
  */
 export function deprecationInterceptor(deprecations: Map<string, Deprecation>, now: () => number = Date.now): Interceptor {
+  // The headers depend on the table alone: built once, not on every call of an old API.
+  const headersByApi = new Map([...deprecations].map(([api, deprecation]) => [api, deprecationHeaders(deprecation)]));
   return (next) => async (req) => {
     const deprecation = deprecations.get(req.service.typeName);
     if (!deprecation) return next(req);
@@ -73,7 +75,7 @@ export function deprecationInterceptor(deprecations: Map<string, Deprecation>, n
       "rpc.method": req.method.name,
       "meshwork.caller": principal ? (principal.service ? `service:${principal.service}` : `user:${principal.userId}`) : "anonymous",
     };
-    const headers = deprecationHeaders(deprecation);
+    const headers = headersByApi.get(req.service.typeName)!;
     if (now() >= deprecation.sunset.getTime()) {
       retiredCalls.add(1, attributes);
       const error = new ConnectError(

@@ -8,6 +8,7 @@ import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
 import { noStoreByDefault } from "./cache-control.ts";
+import { grpcUnaryRoutes } from "./grpc-unary.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -22,10 +23,14 @@ export interface RpcServerOptions {
   trustedProxyHops?: number;
   /** Browser origins allowed to call (CORS); none when empty. */
   allowedOrigins?: readonly string[];
+  /** Unary gRPC over HTTP/2 on the direct path (grpc-unary.ts); false leaves every call to connect-node. */
+  directGrpcUnary?: boolean;
 }
 
 export interface RpcServer {
   port: number;
+  /** Unary gRPC calls served on the direct path so far (grpc-unary.ts). */
+  readonly directGrpcUnaryCalls: number;
   /** Stops accepting, lets in-flight calls finish within `graceMs`, then closes what is left. */
   close(graceMs: number): Promise<void>;
 }
@@ -39,15 +44,28 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  * gRPC-Web from browsers and curl).
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0));
+  const grpcUnary = grpcUnaryRoutes({
+    interceptors: options.interceptors,
+    requestGate: options.requestGate,
+    readMaxBytes: options.readMaxBytes,
+    contextValues,
+  });
   const connectHandler = connectNodeAdapter({
-    routes: options.routes,
+    routes: grpcUnary.record(options.routes),
     interceptors: options.interceptors,
     requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0)),
+    contextValues,
   });
-  const handler = withCors(noStoreByDefault(connectHandler), options.allowedOrigins ?? []);
+  const directGrpcUnary = options.directGrpcUnary ?? true;
+  // Unary gRPC over HTTP/2 takes the direct path (grpc-unary.ts); everything else is connect-node's.
+  const protocolHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (directGrpcUnary && req instanceof http2.Http2ServerRequest && grpcUnary.serve(req, res as http2.Http2ServerResponse)) return;
+    connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
+  };
+  const handler = withCors(noStoreByDefault(protocolHandler), options.allowedOrigins ?? []);
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const tracked = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -96,6 +114,9 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
 
   return {
     port: address.port,
+    get directGrpcUnaryCalls() {
+      return grpcUnary.served;
+    },
     async close(graceMs) {
       const deadline = Date.now() + graceMs;
       const untilDeadline = () => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref());
