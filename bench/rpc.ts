@@ -20,8 +20,10 @@ const STREAMS = 4;
  * platform samples nothing (ids still propagate). "otlp" exports every span to a loopback sink in
  * this process. "off" sets OTEL_TRACES_SAMPLER=always_off explicitly.
  */
-const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boolean; detail: boolean }[] = [
+const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boolean; detail: boolean; only?: string[] }[] = [
   { label: "off", title: "tracing off", env: { OTEL_TRACES_SAMPLER: "always_off" }, otlp: false, detail: true },
+  // The same, with unary gRPC left to connect-node's own handler: what the direct path buys.
+  { label: "connect-node", title: "tracing off, gRPC on connect-node's path", env: { OTEL_TRACES_SAMPLER: "always_off", RPC_DIRECT_GRPC_UNARY: "false" }, otlp: false, detail: false, only: ["nestjs", "grpc"] },
   { label: "default", title: "default tracing (no exporter)", env: {}, otlp: false, detail: false },
   { label: "otlp", title: "tracing on (OTLP)", env: {}, otlp: true, detail: false },
 ];
@@ -75,6 +77,7 @@ export const rpc: Benchmark = {
         for (let run = 1; run <= context.runs; run++) {
           const line: string[] = [];
           for (const variant of VARIANTS) {
+            if (mode.only && !mode.only.includes(variant)) continue;
             const baseUrl = variant === "bare" ? `http://127.0.0.1:${barePort}` : variant === "nestjs" ? nest.baseUrl : system.baseUrl("presence");
             const result = await drive(context, variant, baseUrl, token);
             record(`${mode.label}/${variant}`, result);
@@ -101,6 +104,7 @@ export const rpc: Benchmark = {
       const get = (key: string) => results.get(key)!;
       const metrics: Metric[] = [];
       for (const mode of modes) {
+        if (mode.only) continue; // a comparison row of its own, below
         const bareRps = { name: "bare grpc-js rps", values: get(`${mode.label}/bare`).rps };
         const nestRps = { name: "NestJS gRPC rps", values: get(`${mode.label}/nestjs`).rps };
         if (mode.detail) metrics.push(metric(`NestJS gRPC peer, ${mode.title}: rps`, "req/s", "higher", nestRps.values, bareRps));
@@ -122,6 +126,18 @@ export const rpc: Benchmark = {
           metric("internal client (connect-node, 16 in flight): Connect over HTTP/2 rps", "req/s", "higher", get("internal/connect").rps, {
             name: "internal gRPC rps",
             values: get("internal/grpc").rps,
+          }),
+        );
+      }
+      if (results.has("connect-node/grpc") && results.has("off/grpc")) {
+        metrics.push(
+          metric("gRPC, tracing off: direct path (rpc/grpc-unary.ts) vs connect-node's gRPC handler", "req/s", "higher", get("off/grpc").rps, {
+            name: "connect-node gRPC rps",
+            values: get("connect-node/grpc").rps,
+          }),
+          metric("connect-node's gRPC handler, tracing off: rps vs NestJS", "req/s", "higher", get("connect-node/grpc").rps, {
+            name: "NestJS gRPC rps",
+            values: get("connect-node/nestjs").rps,
           }),
         );
       }
@@ -150,7 +166,7 @@ export const rpc: Benchmark = {
         metrics,
         notes: [
           `${CLIENTS * STREAMS} requests in flight (${CLIENTS} HTTP/2 connections x ${STREAMS} streams); gRPC is application/grpc, Connect is application/proto over HTTP/2; both carry the admin's bearer token.`,
-          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off; default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
+          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off (also run once more with RPC_DIRECT_GRPC_UNARY=false, gRPC and NestJS only, for the direct path's row); default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
           "NestJS peer (bench/peers/nestjs): @nestjs/core 12.5.1 + @nestjs/microservices 12.1.1 on its gRPC transport (@grpc/grpc-js, presence's .proto via @grpc/proto-loader), a Guard verifying the bearer token with jose and a verified-token cache, a prepared better-sqlite3 count; gRPC only (Nest's gRPC transport serves no Connect or gRPC-Web), so Connect is compared with the same NestJS gRPC figure.",
           "presence is restarted for each tracing mode, and the bare server is measured again in each, so every ratio compares numbers taken minutes apart at most.",
         ],
