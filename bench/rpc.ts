@@ -22,8 +22,8 @@ const STREAMS = 4;
  */
 const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boolean; detail: boolean; only?: string[] }[] = [
   { label: "off", title: "tracing off", env: { OTEL_TRACES_SAMPLER: "always_off" }, otlp: false, detail: true },
-  // The same, with unary gRPC left to connect-node's own handler: what the direct path buys.
-  { label: "connect-node", title: "tracing off, gRPC on connect-node's path", env: { OTEL_TRACES_SAMPLER: "always_off", RPC_DIRECT_GRPC_UNARY: "false" }, otlp: false, detail: false, only: ["nestjs", "grpc"] },
+  // The same, with unary calls left to connect-node's own handlers: what the direct path buys.
+  { label: "connect-node", title: "tracing off, on connect-node's handlers", env: { OTEL_TRACES_SAMPLER: "always_off", RPC_DIRECT_UNARY: "false" }, otlp: false, detail: false, only: ["nestjs", "grpc", "connect"] },
   { label: "default", title: "default tracing (no exporter)", env: {}, otlp: false, detail: false },
   { label: "otlp", title: "tracing on (OTLP)", env: {}, otlp: true, detail: false },
 ];
@@ -130,16 +130,19 @@ export const rpc: Benchmark = {
         );
       }
       if (results.has("connect-node/grpc") && results.has("off/grpc")) {
-        metrics.push(
-          metric("gRPC, tracing off: direct path (rpc/grpc-unary.ts) vs connect-node's gRPC handler", "req/s", "higher", get("off/grpc").rps, {
-            name: "connect-node gRPC rps",
-            values: get("connect-node/grpc").rps,
-          }),
-          metric("connect-node's gRPC handler, tracing off: rps vs NestJS", "req/s", "higher", get("connect-node/grpc").rps, {
-            name: "NestJS gRPC rps",
-            values: get("connect-node/nestjs").rps,
-          }),
-        );
+        for (const variant of ["grpc", "connect"] as const) {
+          const name = variant === "grpc" ? "gRPC" : "Connect";
+          metrics.push(
+            metric(`${name}, tracing off: direct path (rpc/direct-unary.ts) vs connect-node's handler`, "req/s", "higher", get(`off/${variant}`).rps, {
+              name: `connect-node ${name} rps`,
+              values: get(`connect-node/${variant}`).rps,
+            }),
+            metric(`${name} on connect-node's handler, tracing off: rps vs NestJS`, "req/s", "higher", get(`connect-node/${variant}`).rps, {
+              name: "NestJS gRPC rps",
+              values: get("connect-node/nestjs").rps,
+            }),
+          );
+        }
       }
       if (results.has("otlp/grpc") && results.has("off/grpc")) {
         for (const variant of ["grpc", "connect"] as const) {
@@ -166,7 +169,7 @@ export const rpc: Benchmark = {
         metrics,
         notes: [
           `${CLIENTS * STREAMS} requests in flight (${CLIENTS} HTTP/2 connections x ${STREAMS} streams); gRPC is application/grpc, Connect is application/proto over HTTP/2; both carry the admin's bearer token.`,
-          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off (also run once more with RPC_DIRECT_GRPC_UNARY=false, gRPC and NestJS only, for the direct path's row); default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
+          "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off (also run once more with RPC_DIRECT_UNARY=false, without the bare server, for the direct path's rows); default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
           "NestJS peer (bench/peers/nestjs): @nestjs/core 12.5.1 + @nestjs/microservices 12.1.1 on its gRPC transport (@grpc/grpc-js, presence's .proto via @grpc/proto-loader), a Guard verifying the bearer token with jose and a verified-token cache, a prepared better-sqlite3 count; gRPC only (Nest's gRPC transport serves no Connect or gRPC-Web), so Connect is compared with the same NestJS gRPC figure.",
           "presence is restarted for each tracing mode, and the bare server is measured again in each, so every ratio compares numbers taken minutes apart at most.",
         ],

@@ -45,10 +45,10 @@ export const baseConfigSchema = z.object({
     }),
   RPC_READ_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   /**
-   * Unary gRPC over HTTP/2 on the platform's direct path (rpc/grpc-unary.ts); "false" hands every
-   * call to connect-node's own gRPC handler (the benchmark's comparison, and an escape hatch).
+   * Unary gRPC and Connect POSTs on the platform's direct path (rpc/direct-unary.ts); "false" hands
+   * every call to connect-node's own handlers (the benchmark's comparison, and an escape hatch).
    */
-  RPC_DIRECT_GRPC_UNARY: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  RPC_DIRECT_UNARY: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
   /**
    * Keeps deprecated APIs served past their sunset during an incident: "<api>=<YYYY-MM-DD>,...",
    * each later than the table's sunset (proto/deprecations.ts, docs/versioning.md).

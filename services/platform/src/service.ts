@@ -152,7 +152,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     host: config.RPC_HOST,
     port: config.RPC_PORT,
     readMaxBytes: config.RPC_READ_MAX_BYTES,
-    directGrpcUnary: config.RPC_DIRECT_GRPC_UNARY,
+    directUnary: config.RPC_DIRECT_UNARY,
     trustedProxyHops: config.TRUSTED_PROXY_HOPS,
     allowedOrigins: config.CORS_ALLOWED_ORIGINS,
     ...serverPipeline({

@@ -8,7 +8,7 @@ import { clientAddressKey, clientAddressOf } from "./client-address.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
 import { withCors } from "./cors.ts";
 import { noStoreByDefault } from "./cache-control.ts";
-import { grpcUnaryRoutes } from "./grpc-unary.ts";
+import { directUnaryRoutes } from "./direct-unary.ts";
 
 export interface RpcServerOptions {
   host: string;
@@ -23,14 +23,14 @@ export interface RpcServerOptions {
   trustedProxyHops?: number;
   /** Browser origins allowed to call (CORS); none when empty. */
   allowedOrigins?: readonly string[];
-  /** Unary gRPC over HTTP/2 on the direct path (grpc-unary.ts); false leaves every call to connect-node. */
-  directGrpcUnary?: boolean;
+  /** Unary gRPC and Connect POSTs on the direct path (direct-unary.ts); false leaves every call to connect-node. */
+  directUnary?: boolean;
 }
 
 export interface RpcServer {
   port: number;
-  /** Unary gRPC calls served on the direct path so far (grpc-unary.ts). */
-  readonly directGrpcUnaryCalls: number;
+  /** Unary calls served on the direct path so far (direct-unary.ts). */
+  readonly directUnaryCalls: number;
   /** Stops accepting, lets in-flight calls finish within `graceMs`, then closes what is left. */
   close(graceMs: number): Promise<void>;
 }
@@ -45,24 +45,25 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) => createContextValues().set(clientAddressKey, clientAddress(req, options.trustedProxyHops ?? 0));
-  const grpcUnary = grpcUnaryRoutes({
+  const directUnary = directUnaryRoutes({
     interceptors: options.interceptors,
     requestGate: options.requestGate,
     readMaxBytes: options.readMaxBytes,
+    jsonOptions: options.jsonOptions,
     contextValues,
   });
   const connectHandler = connectNodeAdapter({
-    routes: grpcUnary.record(options.routes),
+    routes: directUnary.record(options.routes),
     interceptors: options.interceptors,
     requestGate: options.requestGate,
     jsonOptions: options.jsonOptions,
     readMaxBytes: options.readMaxBytes,
     contextValues,
   });
-  const directGrpcUnary = options.directGrpcUnary ?? true;
-  // Unary gRPC over HTTP/2 takes the direct path (grpc-unary.ts); everything else is connect-node's.
+  const directUnaryOn = options.directUnary ?? true;
+  // Unary POSTs take the direct path (direct-unary.ts); everything else is connect-node's.
   const protocolHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (directGrpcUnary && req instanceof http2.Http2ServerRequest && grpcUnary.serve(req, res as http2.Http2ServerResponse)) return;
+    if (directUnaryOn && directUnary.serve(req, res)) return;
     connectHandler(req as http.IncomingMessage, res as http.ServerResponse);
   };
   const handler = withCors(noStoreByDefault(protocolHandler), options.allowedOrigins ?? []);
@@ -114,8 +115,8 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
 
   return {
     port: address.port,
-    get directGrpcUnaryCalls() {
-      return grpcUnary.served;
+    get directUnaryCalls() {
+      return directUnary.served;
     },
     async close(graceMs) {
       const deadline = Date.now() + graceMs;
