@@ -9,7 +9,7 @@ import { freePort, spawnManaged, waitFor, type ManagedProcess } from "../scripts
 import { mergeEnv, profileEnv, type Benchmark, type BenchContext } from "./lib/context.ts";
 import { closedLoop, grpcFrame, h2load, type LoadResult } from "./lib/load.ts";
 import { metric, type Metric } from "./lib/report.ts";
-import { BENCH_ADMIN, BenchSystem } from "./lib/system.ts";
+import { BENCH_ADMIN, BenchSystem, cpuTimeMsOf } from "./lib/system.ts";
 
 const PATH = "/meshwork.presence.v1.PresenceService/GetOnlineCount";
 const CLIENTS = 4;
@@ -30,6 +30,9 @@ const MODES: { label: string; title: string; env: NodeJS.ProcessEnv; otlp: boole
 
 type Variant = "bare" | "nestjs" | "grpc" | "connect";
 const VARIANTS: Variant[] = ["bare", "nestjs", "grpc", "connect"];
+/** Each load run: a warm-up, then the measured window (both scaled by BENCH_QUICK). */
+const WARMUP_SECONDS = 0.5;
+const MEASURED_SECONDS = 1.5;
 
 /**
  * 3. RPC overhead: presence's GetOnlineCount (bearer token, auth interceptor, telemetry
@@ -58,12 +61,13 @@ export const rpc: Benchmark = {
       const bareCount = await createClient(PresenceService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${barePort}` })).getOnlineCount({});
       if (bareCount.count !== count) throw new Error("the bare server answers a different message");
 
-      const results = new Map<string, { rps: number[]; p50: number[]; p99: number[] }>();
-      const record = (key: string, result: LoadResult) => {
-        const entry = results.get(key) ?? { rps: [], p50: [], p99: [] };
+      const results = new Map<string, { rps: number[]; p50: number[]; p99: number[]; cpuUs: number[] }>();
+      const record = (key: string, result: LoadResult, cpuUsPerCall?: number) => {
+        const entry = results.get(key) ?? { rps: [], p50: [], p99: [], cpuUs: [] };
         entry.rps.push(result.rps);
         entry.p50.push(result.p50Ms);
         entry.p99.push(result.p99Ms);
+        if (cpuUsPerCall !== undefined) entry.cpuUs.push(cpuUsPerCall);
         results.set(key, entry);
       };
       // BENCH_RPC_MODES=off,otlp limits the modes (for profiling one of them).
@@ -79,8 +83,15 @@ export const rpc: Benchmark = {
           for (const variant of VARIANTS) {
             if (mode.only && !mode.only.includes(variant)) continue;
             const baseUrl = variant === "bare" ? `http://127.0.0.1:${barePort}` : variant === "nestjs" ? nest.baseUrl : system.baseUrl("presence");
+            // The server's CPU time over the measured window (after the warm-up), per call: the
+            // cost of a call, which moves far less with the machine's load than a rate does.
+            const serverPid = variant === "nestjs" ? nest.child.pid! : variant === "bare" ? undefined : system.pid("presence");
+            let cpuAtStart: number | undefined;
+            const measuring = serverPid ? setTimeout(() => (cpuAtStart = cpuTimeMsOf(serverPid)), WARMUP_SECONDS * 1000 * context.timeScale) : undefined;
             const result = await drive(context, variant, baseUrl, token);
-            record(`${mode.label}/${variant}`, result);
+            clearTimeout(measuring);
+            const cpuUsPerCall = serverPid && cpuAtStart !== undefined ? ((cpuTimeMsOf(serverPid) - cpuAtStart) * 1000) / (result.rps * MEASURED_SECONDS * context.timeScale) : undefined;
+            record(`${mode.label}/${variant}`, result, cpuUsPerCall);
             line.push(`${variant} ${result.rps.toFixed(0)} rps (p50 ${result.p50Ms.toFixed(2)} / p99 ${result.p99Ms.toFixed(2)} ms)`);
           }
           if (mode.detail) {
@@ -115,6 +126,9 @@ export const rpc: Benchmark = {
           if (mode.detail) metrics.push(metric(`${name}: rps vs bare grpc-js`, "req/s", "higher", entry.rps, bareRps));
           if (!mode.detail) continue;
           metrics.push(
+            metric(`${name}: presence CPU per call`, "µs", "lower", entry.cpuUs, { name: "NestJS CPU µs/call", values: get(`${mode.label}/nestjs`).cpuUs }),
+          );
+          metrics.push(
             metric(`${name}: p50`, "ms", "lower", entry.p50, { name: "bare p50", values: get(`${mode.label}/bare`).p50 }),
             metric(`${name}: p99`, "ms", "lower", entry.p99, { name: "bare p99", values: get(`${mode.label}/bare`).p99 }),
           );
@@ -137,6 +151,10 @@ export const rpc: Benchmark = {
               name: `connect-node ${name} rps`,
               values: get(`connect-node/${variant}`).rps,
             }),
+            metric(`${name}, tracing off: presence CPU per call, direct path vs connect-node's handler`, "µs", "lower", get(`off/${variant}`).cpuUs, {
+              name: `connect-node ${name} µs/call`,
+              values: get(`connect-node/${variant}`).cpuUs,
+            }),
             metric(`${name} on connect-node's handler, tracing off: rps vs NestJS`, "req/s", "higher", get(`connect-node/${variant}`).rps, {
               name: "NestJS gRPC rps",
               values: get("connect-node/nestjs").rps,
@@ -146,6 +164,16 @@ export const rpc: Benchmark = {
       }
       if (results.has("otlp/grpc") && results.has("off/grpc")) {
         for (const variant of ["grpc", "connect"] as const) {
+          metrics.push(
+            metric(
+              `${variant === "grpc" ? "gRPC" : "Connect"}: presence CPU per call with tracing on (OTLP) vs off`,
+              "µs",
+              "lower",
+              get(`otlp/${variant}`).cpuUs,
+              { name: "tracing off µs/call", values: get(`off/${variant}`).cpuUs },
+              (_v, ratio) => ({ text: "tracing costs <= 10% (<= 1.1x)", met: (ratio ?? Infinity) <= 1.1 }),
+            ),
+          );
           metrics.push(
             metric(
               `${variant === "grpc" ? "gRPC" : "Connect"}: rps with tracing on (OTLP) vs off`,
@@ -162,8 +190,8 @@ export const rpc: Benchmark = {
         settings: {
           load: context.h2load ? `h2load -c ${CLIENTS} -m ${STREAMS} -t 1` : `built-in client, concurrency ${CLIENTS * STREAMS}`,
           concurrency: CLIENTS * STREAMS,
-          warmupSeconds: 0.5 * context.timeScale,
-          durationSeconds: 1.5 * context.timeScale,
+          warmupSeconds: WARMUP_SECONDS * context.timeScale,
+          durationSeconds: MEASURED_SECONDS * context.timeScale,
           responseCount: Number(count),
         },
         metrics,
@@ -171,6 +199,7 @@ export const rpc: Benchmark = {
           `${CLIENTS * STREAMS} requests in flight (${CLIENTS} HTTP/2 connections x ${STREAMS} streams); gRPC is application/grpc, Connect is application/proto over HTTP/2; both carry the admin's bearer token.`,
           "Tracing modes: off = OTEL_TRACES_SAMPLER=always_off (also run once more with RPC_DIRECT_UNARY=false, without the bare server, for the direct path's rows); default = what make dev runs (no exporter, so nothing is sampled); on = OTLP/HTTP to a loopback sink in the bench process (batch delay 200 ms).",
           "NestJS peer (bench/peers/nestjs): @nestjs/core 12.5.1 + @nestjs/microservices 12.1.1 on its gRPC transport (@grpc/grpc-js, presence's .proto via @grpc/proto-loader), a Guard verifying the bearer token with jose and a verified-token cache, a prepared better-sqlite3 count; gRPC only (Nest's gRPC transport serves no Connect or gRPC-Web), so Connect is compared with the same NestJS gRPC figure.",
+          "Server CPU per call: user + system time of the serving process (/proc/<pid>/stat, 10 ms ticks) from the end of the warm-up to the end of the run, divided by the calls of the measured window; it moves far less with the machine's load than a rate does.",
           "presence is restarted for each tracing mode, and the bare server is measured again in each, so every ratio compares numbers taken minutes apart at most.",
         ],
       };
@@ -184,8 +213,8 @@ export const rpc: Benchmark = {
 };
 
 async function drive(context: BenchContext, variant: Variant, baseUrl: string, token: string): Promise<LoadResult> {
-  const warmupSeconds = 0.5 * context.timeScale;
-  const durationSeconds = 1.5 * context.timeScale;
+  const warmupSeconds = WARMUP_SECONDS * context.timeScale;
+  const durationSeconds = MEASURED_SECONDS * context.timeScale;
   const connect = variant === "connect";
   const grpc = !connect;
   if (context.h2load) {

@@ -20,7 +20,6 @@ import {
   envelopeDecompress,
   invokeUnaryImplementation,
   mergeNonProtocolHeaders,
-  readAllBytes,
   type Compression,
 } from "@connectrpc/connect/protocol";
 import * as connectProtocol from "@connectrpc/connect/protocol-connect";
@@ -220,7 +219,7 @@ async function serveConnect(route: UnaryRoute, req: NodeRequest, res: NodeRespon
     await options.requestGate(context);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
-    let bytes = await readAllBytes(req.iterator({ destroyOnReturn: false }), options.readMaxBytes, header(req, connectProtocol.headerUnaryContentLength));
+    let bytes = await readBody(req, options.readMaxBytes, header(req, connectProtocol.headerUnaryContentLength));
     if (compression.request) bytes = await compression.request.decompress(bytes, options.readMaxBytes);
     const input = route.serialization.getI(binary).parse(bytes);
     const output = await invokeUnaryImplementation(route.spec, context, input, options.interceptors);
@@ -291,6 +290,46 @@ function readEnvelope(req: http2.Http2ServerRequest, readMaxBytes: number): Prom
     });
     req.once("error", (error) => {
       if (!settled) settle(new ConnectError(error.message, Code.Canceled));
+    });
+  });
+}
+
+/**
+ * Reads a Connect unary body with connect-es's `readAllBytes` errors and limits: a declared
+ * Content-Length above readMaxBytes is refused before anything is read, a body longer or shorter
+ * than it declared is the caller's error, and an undeclared one is cut off at readMaxBytes.
+ */
+function readBody(req: NodeRequest, readMaxBytes: number, contentLength: string | null): Promise<Uint8Array> {
+  const declared = contentLength === null ? undefined : Number.parseInt(contentLength, 10);
+  const hint = declared !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+  return new Promise((resolve, reject) => {
+    if (hint !== undefined && hint > readMaxBytes) {
+      req.resume();
+      return reject(new ConnectError(`message size ${hint} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const fail = (error: ConnectError) => {
+      settled = true;
+      req.off("data", onData);
+      req.resume();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (hint !== undefined && received > hint) return fail(new ConnectError(`protocol error: promised ${hint} bytes, received ${received}`, Code.InvalidArgument));
+      if (hint === undefined && received > readMaxBytes) return fail(new ConnectError(`message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => {
+      if (settled) return;
+      if (hint !== undefined && received < hint) return reject(new ConnectError(`protocol error: promised ${hint} bytes, received ${received}`, Code.InvalidArgument));
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+    });
+    req.once("error", (error) => {
+      if (!settled) fail(new ConnectError(error.message, Code.Canceled));
     });
   });
 }
