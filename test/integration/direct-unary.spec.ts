@@ -34,6 +34,7 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
       host: "127.0.0.1",
       port: 0,
       directUnary,
+      allowedOrigins: ["https://app.example"],
       interceptors: [requestDecodedInterceptor(), stamp],
       // The platform's gate: refuses on the headers alone, and turns an undecodable body into INVALID_ARGUMENT.
       requestGate: requestGate(async (context) => {
@@ -120,6 +121,8 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
     { name: "an encoding the server does not know", headers: { ...proto, "content-encoding": "snappy" }, body: Buffer.from(request("ok")), expect: 501 },
     { name: "a connect-timeout-ms that does not parse", headers: { ...proto, "connect-timeout-ms": "soon" }, body: Buffer.from(request("ok")), expect: 400 },
     { name: "a deadline the handler outlives", headers: { ...proto, "connect-timeout-ms": "50" }, body: Buffer.from(request("slow")), expect: 504 },
+    { name: "a call from an allowed browser origin (the answer carries CORS headers)", headers: { ...json, origin: "https://app.example" }, body: Buffer.from(JSON.stringify({ id: "ok" })), expect: 200 },
+    { name: "a call from an origin not allowed (no CORS headers)", headers: { ...json, origin: "https://elsewhere.example" }, body: Buffer.from(JSON.stringify({ id: "ok" })), expect: 200 },
   ];
   const suites: { protocol: string; httpVersion: 1 | 2; cases: Case[] }[] = [
     { protocol: "gRPC", httpVersion: 2, cases: grpcCases },
@@ -141,6 +144,7 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
           assert.equal(connectNode.directUnaryCalls, 0);
           const outcome = suite.protocol === "gRPC" ? fromConnectNode.grpcStatus : fromConnectNode.status;
           assert.equal(outcome, testCase.expect, `connect-node answered ${JSON.stringify(fromConnectNode)}`);
+          if (testCase.headers?.origin === "https://app.example") assert.equal(fromDirect.headers["access-control-allow-origin"], "https://app.example");
           assert.deepEqual(fromDirect, fromConnectNode);
         });
       }

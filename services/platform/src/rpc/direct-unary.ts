@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import type { Readable } from "node:stream";
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -50,7 +51,8 @@ export interface DirectUnaryOptions {
   requestGate: RequestGate;
   readMaxBytes: number;
   jsonOptions: JsonRequestOptions;
-  contextValues: (req: NodeRequest) => ContextValues;
+  /** The call's context values, from its headers and the peer's address. */
+  contextValues: (headers: http.IncomingHttpHeaders, remoteAddress: string | undefined) => ContextValues;
 }
 
 export interface DirectUnaryRoutes {
@@ -58,12 +60,32 @@ export interface DirectUnaryRoutes {
   record(routes: (router: ConnectRouter) => void): (router: ConnectRouter) => void;
   /** Calls served so far. */
   readonly served: number;
-  /** Serves the call and returns true, or returns false and leaves it untouched for connect-node. */
-  serve(req: NodeRequest, res: NodeResponse): boolean;
+  /**
+   * Serves a call that arrived through Node's compatibility API (HTTP/1.1, or HTTP/2 with
+   * headers the HTTP layer set first, such as CORS) and returns true, or returns false and leaves
+   * it untouched for connect-node.
+   */
+  serve(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): boolean;
+  /** The same for an HTTP/2 stream before Node's compatibility layer wraps it. */
+  serveStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
 }
 
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+/** One call's HTTP exchange, whichever of Node's APIs carries it. */
+interface Exchange {
+  headers: http.IncomingHttpHeaders;
+  url: string;
+  httpVersion: 1 | 2;
+  /** The request body. */
+  body: Readable;
+  contextValues: ContextValues;
+  /** Runs once when the exchange ends, answered or not. */
+  onClose(listener: () => void): void;
+  /** False once the caller is gone or an answer started. */
+  canAnswer(): boolean;
+  answer(status: number, headers: http.OutgoingHttpHeaders, body: Uint8Array | undefined, trailers?: http.OutgoingHttpHeaders): void;
+  /** Ends the exchange without an answer (a bug in this file, never a call's error). */
+  abandon(): void;
+}
 
 interface UnaryRoute {
   spec: MethodImplSpec & { kind: "unary" };
@@ -120,35 +142,87 @@ export function directUnaryRoutes(options: DirectUnaryOptions): DirectUnaryRoute
       if (req.method !== "POST" || req.url === undefined) return false;
       const route = routes.get(req.url);
       if (!route) return false;
-      const contentType = req.headers["content-type"] ?? "";
-      let answer: Promise<void>;
-      if (grpcBinaryContentType.test(contentType)) {
-        if (!(req instanceof http2.Http2ServerRequest)) return false;
-        answer = serveGrpc(route, req, res as http2.Http2ServerResponse, options);
-      } else {
-        const type = connectProtocol.parseContentType(contentType);
-        if (type === undefined || type.stream) return false;
-        answer = serveConnect(route, req, res, type.binary, options);
-      }
-      served++;
-      answer.catch(() => {
-        // Only a bug in this file gets here (every call's error is answered inside): end the
-        // exchange rather than leave the caller waiting.
-        if (req instanceof http2.Http2ServerRequest) {
-          if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-        } else req.socket.destroy();
-      });
-      return true;
+      return dispatch(route, compatExchange(req, res, options));
+    },
+
+    serveStream(stream, headers) {
+      if (headers[":method"] !== "POST") return false;
+      const route = routes.get(headers[":path"] ?? "");
+      if (!route) return false;
+      return dispatch(route, streamExchange(stream, headers, options));
+    },
+  };
+
+  function dispatch(route: UnaryRoute, exchange: Exchange): boolean {
+    const contentType = exchange.headers["content-type"] ?? "";
+    let answer: Promise<void>;
+    if (grpcBinaryContentType.test(contentType)) {
+      if (exchange.httpVersion !== 2) return false;
+      answer = serveGrpc(route, exchange, options);
+    } else {
+      const type = connectProtocol.parseContentType(contentType);
+      if (type === undefined || type.stream) return false;
+      answer = serveConnect(route, exchange, type.binary, options);
+    }
+    served++;
+    answer.catch(() => exchange.abandon());
+    return true;
+  }
+}
+
+function compatExchange(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, options: DirectUnaryOptions): Exchange {
+  const http2Request = req instanceof http2.Http2ServerRequest ? req : undefined;
+  return {
+    headers: req.headers,
+    url: `http://${http2Request ? http2Request.authority : req.headers.host}${req.url}`,
+    httpVersion: http2Request ? 2 : 1,
+    body: req,
+    contextValues: options.contextValues(req.headers, req.socket?.remoteAddress),
+    onClose: (listener) => res.once("close", listener),
+    canAnswer: () => !res.headersSent && !res.destroyed && !http2Request?.stream.destroyed,
+    answer(status, headers, body, trailers) {
+      // The compatibility response asks for trailers on every HTTP/2 answer and sends what
+      // addTrailers holds; headers the HTTP layer already set (CORS) go out with the call's own.
+      if (trailers) (res as http2.Http2ServerResponse).addTrailers(trailers);
+      (res as http.ServerResponse).writeHead(status, headers);
+      if (body) (res as http.ServerResponse).end(body);
+      else (res as http.ServerResponse).end();
+    },
+    abandon() {
+      if (http2Request) {
+        if (!http2Request.stream.destroyed) http2Request.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      } else req.socket.destroy();
+    },
+  };
+}
+
+function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, options: DirectUnaryOptions): Exchange {
+  return {
+    headers,
+    url: `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
+    httpVersion: 2,
+    body: stream,
+    contextValues: options.contextValues(headers, stream.session?.socket?.remoteAddress),
+    onClose: (listener) => stream.once("close", listener),
+    canAnswer: () => !stream.headersSent && !stream.destroyed,
+    answer(status, responseHeaders, body, trailers) {
+      stream.respond({ ...responseHeaders, ":status": status }, { waitForTrailers: trailers !== undefined });
+      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      if (body) stream.end(body);
+      else stream.end();
+    },
+    abandon() {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     },
   };
 }
 
 /** The handler context connect-node would create for this call, and the answer's bookkeeping. */
-function startCall(route: UnaryRoute, req: NodeRequest, res: NodeResponse, protocolName: "grpc" | "connect", timeoutMs: number | undefined, responseHeader: Record<string, string>, responseTrailer: Record<string, string>, options: DirectUnaryOptions) {
+function startCall(route: UnaryRoute, exchange: Exchange, protocolName: "grpc" | "connect", timeoutMs: number | undefined, responseHeader: Record<string, string>, responseTrailer: Record<string, string>) {
   // The call's signal ends when the exchange does, as connect-node's request signal does.
   const requestAbort = new AbortController();
   let answered = false;
-  res.once("close", () => {
+  exchange.onClose(() => {
     if (!answered) requestAbort.abort(new ConnectError("the client ended the call", Code.Canceled));
   });
   const context = createHandlerContext({
@@ -156,34 +230,34 @@ function startCall(route: UnaryRoute, req: NodeRequest, res: NodeResponse, proto
     service: route.spec.method.parent,
     protocolName,
     requestMethod: "POST",
-    url: `http://${req instanceof http2.Http2ServerRequest ? req.authority : req.headers.host}${req.url}`,
+    url: exchange.url,
     timeoutMs,
     requestSignal: requestAbort.signal,
-    requestHeader: requestHeaders(req.headers),
+    requestHeader: requestHeaders(exchange.headers),
     responseHeader,
     responseTrailer,
-    contextValues: options.contextValues(req),
+    contextValues: exchange.contextValues,
   });
   /** Whether the answer can still be written (the caller may have gone). */
   const canAnswer = () => {
     answered = true;
-    return !res.headersSent && !res.destroyed && !(req instanceof http2.Http2ServerRequest && req.stream.destroyed);
+    return exchange.canAnswer();
   };
   return { context, canAnswer };
 }
 
 /** gRPC (binary, HTTP/2): connect-es's protocol-grpc handler, with the body as one envelope. */
-async function serveGrpc(route: UnaryRoute, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, options: DirectUnaryOptions): Promise<void> {
-  const timeout = grpcProtocol.parseTimeout(header(req, grpcProtocol.headerTimeout), maxTimeoutMs);
-  const { context, canAnswer } = startCall(route, req, res, "grpc", timeout.timeoutMs, { "content-type": grpcProtocol.contentTypeProto }, { [grpcProtocol.headerGrpcStatus]: grpcProtocol.grpcStatusOk }, options);
-  const compression = compressionNegotiate(acceptCompression, header(req, grpcProtocol.headerEncoding), header(req, grpcProtocol.headerAcceptEncoding), grpcProtocol.headerAcceptEncoding);
+async function serveGrpc(route: UnaryRoute, exchange: Exchange, options: DirectUnaryOptions): Promise<void> {
+  const timeout = grpcProtocol.parseTimeout(header(exchange, grpcProtocol.headerTimeout), maxTimeoutMs);
+  const { context, canAnswer } = startCall(route, exchange, "grpc", timeout.timeoutMs, { "content-type": grpcProtocol.contentTypeProto }, { [grpcProtocol.headerGrpcStatus]: grpcProtocol.grpcStatusOk });
+  const compression = compressionNegotiate(acceptCompression, header(exchange, grpcProtocol.headerEncoding), header(exchange, grpcProtocol.headerAcceptEncoding), grpcProtocol.headerAcceptEncoding);
   if (compression.response) context.responseHeader.set(grpcProtocol.headerEncoding, compression.response.name);
 
   let body: Uint8Array | undefined;
   try {
     // The gate runs on the headers: a call it refuses is never read.
     await options.requestGate(context);
-    const bytes = await readEnvelope(req, options.readMaxBytes);
+    const bytes = await readEnvelope(exchange.body, options.readMaxBytes);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
     const envelope = await envelopeDecompress(bytes, compression.request, options.readMaxBytes);
@@ -198,20 +272,15 @@ async function serveGrpc(route: UnaryRoute, req: http2.Http2ServerRequest, res: 
     grpcProtocol.setTrailerStatus(context.responseTrailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
   }
   if (!canAnswer()) return;
-  // The compatibility response asks for trailers on every answer and sends what addTrailers
-  // holds; headers the HTTP layer already set (CORS) go out with the call's own.
-  res.addTrailers(nodeHeaders(context.responseTrailer));
-  res.writeHead(200, nodeHeaders(context.responseHeader));
-  if (body) res.end(body);
-  else res.end();
+  exchange.answer(200, nodeHeaders(context.responseHeader), body, nodeHeaders(context.responseTrailer));
 }
 
 /** Connect unary POST (binary or JSON): connect-es's protocol-connect unary handler. */
-async function serveConnect(route: UnaryRoute, req: NodeRequest, res: NodeResponse, binary: boolean, options: DirectUnaryOptions): Promise<void> {
-  const timeout = connectProtocol.parseTimeout(header(req, connectProtocol.headerTimeout), maxTimeoutMs);
+async function serveConnect(route: UnaryRoute, exchange: Exchange, binary: boolean, options: DirectUnaryOptions): Promise<void> {
+  const timeout = connectProtocol.parseTimeout(header(exchange, connectProtocol.headerTimeout), maxTimeoutMs);
   const contentType = binary ? connectProtocol.contentTypeUnaryProto : connectProtocol.contentTypeUnaryJson;
-  const { context, canAnswer } = startCall(route, req, res, "connect", timeout.timeoutMs, { "content-type": contentType }, {}, options);
-  const compression = compressionNegotiate(acceptCompression, header(req, connectProtocol.headerUnaryEncoding), header(req, connectProtocol.headerUnaryAcceptEncoding), connectProtocol.headerUnaryAcceptEncoding);
+  const { context, canAnswer } = startCall(route, exchange, "connect", timeout.timeoutMs, { "content-type": contentType }, {});
+  const compression = compressionNegotiate(acceptCompression, header(exchange, connectProtocol.headerUnaryEncoding), header(exchange, connectProtocol.headerUnaryAcceptEncoding), connectProtocol.headerUnaryAcceptEncoding);
 
   let status = 200;
   let body: Uint8Array;
@@ -219,7 +288,7 @@ async function serveConnect(route: UnaryRoute, req: NodeRequest, res: NodeRespon
     await options.requestGate(context);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
-    let bytes = await readBody(req, options.readMaxBytes, header(req, connectProtocol.headerUnaryContentLength));
+    let bytes = await readBody(exchange.body, options.readMaxBytes, header(exchange, connectProtocol.headerUnaryContentLength));
     if (compression.request) bytes = await compression.request.decompress(bytes, options.readMaxBytes);
     const input = route.serialization.getI(binary).parse(bytes);
     const output = await invokeUnaryImplementation(route.spec, context, input, options.interceptors);
@@ -241,8 +310,7 @@ async function serveConnect(route: UnaryRoute, req: NodeRequest, res: NodeRespon
   const headers = connectProtocol.trailerMux(context.responseHeader, context.responseTrailer);
   headers.set(connectProtocol.headerUnaryContentLength, body.byteLength.toString(10));
   if (!canAnswer()) return;
-  (res as http.ServerResponse).writeHead(status, nodeHeaders(headers));
-  (res as http.ServerResponse).end(body);
+  exchange.answer(status, nodeHeaders(headers), body);
 }
 
 /**
@@ -251,7 +319,7 @@ async function serveConnect(route: UnaryRoute, req: NodeRequest, res: NodeRespon
  * soon as its header arrives, before the message is buffered; a second envelope is refused once
  * it is complete; bytes left over at the end are an incomplete envelope.
  */
-function readEnvelope(req: http2.Http2ServerRequest, readMaxBytes: number): Promise<{ flags: number; data: Uint8Array }> {
+function readEnvelope(req: Readable, readMaxBytes: number): Promise<{ flags: number; data: Uint8Array }> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
     let settled = false;
@@ -284,6 +352,8 @@ function readEnvelope(req: http2.Http2ServerRequest, readMaxBytes: number): Prom
       const error = check(false);
       if (error) settle(error);
     };
+    // A request that ended with its headers (END_STREAM, no body) may have ended before the gate let the body be read.
+    if (req.readableEnded) return settle(check(true));
     req.on("data", onData);
     req.once("end", () => {
       if (!settled) settle(check(true));
@@ -299,7 +369,7 @@ function readEnvelope(req: http2.Http2ServerRequest, readMaxBytes: number): Prom
  * Content-Length above readMaxBytes is refused before anything is read, a body longer or shorter
  * than it declared is the caller's error, and an undeclared one is cut off at readMaxBytes.
  */
-function readBody(req: NodeRequest, readMaxBytes: number, contentLength: string | null): Promise<Uint8Array> {
+function readBody(req: Readable, readMaxBytes: number, contentLength: string | null): Promise<Uint8Array> {
   const declared = contentLength === null ? undefined : Number.parseInt(contentLength, 10);
   const hint = declared !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
   return new Promise((resolve, reject) => {
@@ -322,20 +392,22 @@ function readBody(req: NodeRequest, readMaxBytes: number, contentLength: string 
       if (hint === undefined && received > readMaxBytes) return fail(new ConnectError(`message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
       chunks.push(chunk);
     };
+    if (req.readableEnded) return onEnd();
     req.on("data", onData);
-    req.once("end", () => {
+    req.once("end", onEnd);
+    function onEnd() {
       if (settled) return;
       if (hint !== undefined && received < hint) return reject(new ConnectError(`protocol error: promised ${hint} bytes, received ${received}`, Code.InvalidArgument));
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
-    });
+    }
     req.once("error", (error) => {
       if (!settled) fail(new ConnectError(error.message, Code.Canceled));
     });
   });
 }
 
-function header(req: NodeRequest, name: string): string | null {
-  const value = req.headers[name.toLowerCase()];
+function header(exchange: Exchange, name: string): string | null {
+  const value = exchange.headers[name.toLowerCase()];
   return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
 }
 
