@@ -13,6 +13,7 @@ import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { parseFaults } from "./faults.ts";
+import { releaseStartUpHeap } from "./heap.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
 import { deprecationsInForce } from "./rpc/deprecation.ts";
@@ -187,6 +188,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
   }
   await workers.start();
+  releaseStartUpHeap();
   log.info({ rpcPort: rpc.port, adminPort: admin.port, startupMs: Math.round(performance.now() - started) }, `${name} started`);
 
   let stopping: Promise<void> | undefined;
