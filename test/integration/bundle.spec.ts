@@ -6,6 +6,7 @@ import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { bundlePath, bundleService, escapeNonAscii } from "../../scripts/bundle-services.ts";
+import { BUNDLE_NODE_FLAGS, ROOT } from "../../scripts/lib/system.ts";
 import { TestSystem } from "../support/harness.ts";
 
 /** Services run in images (and in make bench) from one esbuild bundle: scripts/bundle-services.ts. */
@@ -39,6 +40,13 @@ describe("a service bundled with esbuild", function () {
     assert.match(frames[0] ?? "", /services\/platform\/src\/config\.ts:\d+:\d+/, crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/config\.ts:\d+/.test(frame)), crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/main\.ts:\d+/.test(frame)), crashed.stderr);
+  });
+
+  it("runs with the same Node flags in images, in Tilt and here (BUNDLE_NODE_FLAGS)", () => {
+    const dockerfile = fs.readFileSync(`${ROOT}/services/Dockerfile`, "utf8");
+    assert.deepEqual(JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)![1]!), ["node", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
+    const tiltfile = fs.readFileSync(`${ROOT}/Tiltfile`, "utf8");
+    assert.deepEqual(JSON.parse(tiltfile.match(/entrypoint=(\[.*\])/)![1]!.replaceAll("'", '"')), ["node", "--watch", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
   });
 
   it("is ASCII-only, so V8 holds its source text at one byte a character", () => {
