@@ -21,6 +21,7 @@ import { serverPipeline } from "./rpc/pipeline.ts";
 import { Health, registerHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
+import { assertRulesCompile } from "./rpc/validation.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
 import { Workers, type Worker } from "./workers.ts";
 
@@ -99,6 +100,9 @@ export async function runService<Tables, Config extends BaseConfig>(
   // extension stops the start, and --check-config catches it.
   const deprecations = deprecationsInForce(DEPRECATED_APIS, config.DEPRECATION_EXTENSIONS);
   if (process.argv.includes("--check-config")) {
+    // The image build runs this: a buf.validate rule that does not compile fails it here too
+    // (and in the unit tests), whether or not the server compiles the rules as it starts.
+    assertRulesCompile(definition.services);
     console.log(`${name}: configuration is valid`);
     process.exit(0);
   }
