@@ -30,6 +30,9 @@ export const EXTERNAL = [
   "better-sqlite3",
   "@node-rs/argon2",
   "pg-native",
+  // Imported only for a postgres:// DATABASE_URL (db/database.ts): loaded from node_modules then,
+  // so a SQLite service neither parses nor holds the driver (92 KiB of the bundle).
+  "pg",
   // run in a worker thread by file name
   "pino-pretty",
   "thread-stream",
@@ -91,7 +94,7 @@ async function bundle(outfile: string, options: BundleOptions, stdin: NonNullabl
     format: "esm",
     outfile,
     external: EXTERNAL,
-    plugins: [filesBesideSources(path.dirname(outfile))],
+    plugins: [filesBesideSources(path.dirname(outfile)), englishOnlyZod(), asciiDependencies()],
     // Sources in the map are relative to the bundle, so traces name services/<name>/src/*.ts.
     // Their text is not needed for that (and not in the image): only the mappings are kept.
     sourcemap: "linked",
@@ -112,6 +115,12 @@ async function bundle(outfile: string, options: BundleOptions, stdin: NonNullabl
     },
   });
   keepOwnMappings(`${outfile}.map`);
+  const nonAscii = fs.readFileSync(outfile, "latin1").search(/[^\x00-\x7f]/);
+  if (nonAscii >= 0) {
+    const text = fs.readFileSync(outfile, "utf8");
+    const at = text.search(/[^\x00-\x7f]/);
+    throw new Error(`${path.relative(ROOT, outfile)} is not ASCII-only at character ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 60), at + 20))} (see asciiDependencies)`);
+  }
   return { file: outfile, bytes: fs.statSync(outfile).size };
 }
 
@@ -186,6 +195,62 @@ function encodeVlq(values: number[]): string {
     } while (rest > 0);
   }
   return text;
+}
+
+/**
+ * zod's namespace object re-exports all of its 60-odd message locales (`z.locales.*`), so every
+ * bundle carried them (about 300 KiB of source parsed and held at each start) although zod only
+ * ever uses English, its default, which its schemas import directly. Meshwork never selects a
+ * locale, so the namespace's locale index is replaced by one that has only English.
+ */
+function englishOnlyZod(): Plugin {
+  return {
+    name: "english-only-zod",
+    setup(esbuild) {
+      esbuild.onLoad({ filter: /\/node_modules\/zod\/v4\/locales\/index\.js$/ }, () => ({
+        contents: 'export { default as en } from "./en.js";\n',
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/**
+ * V8 keeps a module's source text for the life of the process, and a single character above
+ * U+00FF anywhere in it makes the whole text a two-byte string: presence's 2.5 MB bundle took 4.8
+ * MiB instead of 2.4 MiB of its idle heap because of one `µ`. esbuild escapes non-ASCII characters
+ * in strings, templates and identifiers (its default `charset: "ascii"`) but leaves them in
+ * regular-expression literals (`/(ns|us|µs|ms)/` in @nats-io/jetstream), so dependencies are
+ * rewritten as they load: every non-ASCII character becomes `\uXXXX` (a surrogate pair above
+ * U+FFFF), which means the same character in a string, a template's cooked value and a regular
+ * expression with or without the `u` flag. Only dependencies are rewritten: their mappings are
+ * not kept (keepOwnMappings), while Meshwork's own columns must stay those of the TypeScript.
+ * bundle() then refuses any output that is still not ASCII.
+ */
+function asciiDependencies(): Plugin {
+  return {
+    name: "ascii-dependencies",
+    setup(esbuild) {
+      esbuild.onLoad({ filter: /\/node_modules\/.*\.(c|m)?js$/ }, (args) => {
+        const source = fs.readFileSync(args.path, "utf8");
+        if (!/[^\x00-\x7f]/.test(source)) return undefined;
+        return { contents: escapeNonAscii(source), loader: "js" };
+      });
+    },
+  };
+}
+
+/**
+ * Every non-ASCII character as a `\uXXXX` escape. A character that was itself escaped (`\µ`, an
+ * odd run of backslashes before it) loses that backslash: `\u00b5` already is the escape.
+ */
+export function escapeNonAscii(source: string): string {
+  return source.replace(/(\\*)([^\x00-\x7f])/gu, (_match, backslashes: string, char: string) => {
+    const kept = backslashes.length % 2 === 1 ? backslashes.slice(1) : backslashes;
+    let escaped = "";
+    for (let i = 0; i < char.length; i++) escaped += `\\u${char.charCodeAt(i).toString(16).padStart(4, "0")}`;
+    return kept + escaped;
+  });
 }
 
 /**

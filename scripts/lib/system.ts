@@ -149,11 +149,28 @@ export interface ServiceOptions {
   readyTimeoutMs?: number;
 }
 
+/**
+ * Caps the young generation at 16 MiB (two 8 MiB semi-spaces). V8 sizes it from the machine's
+ * memory when no cgroup limit says otherwise: on the 24 GiB development machine a busy presence
+ * grew it to 128 MiB and peaked at 249-299 MiB under 6 s of GetOnlineCount at 16 in flight,
+ * against 203-227 MiB capped, at the same request rate within the run's noise (five interleaved
+ * pairs, docs/performance.md). 16 MiB is what start-up alone grew it to; a cap of 1 or 2 MiB did
+ * cost RPC throughput (measured, same page), so the cap stays at 8.
+ */
+export const YOUNG_GENERATION_FLAG = "--max-semi-space-size=8";
+
+/**
+ * Node's flags for a bundled service, exactly as services/Dockerfile's ENTRYPOINT and the Tiltfile
+ * give them (test/integration/bundle.spec.ts checks both): source maps, so stack traces name the
+ * TypeScript, and the young generation's cap.
+ */
+export const BUNDLE_NODE_FLAGS = ["--enable-source-maps", YOUNG_GENERATION_FLAG];
+
 /** The node arguments that start a service: its bundle (as in images) or its TypeScript sources (make dev). */
 export function serviceArgs(name: ServiceName, bundled = false): string[] {
   return bundled
-    ? ["--enable-source-maps", `services/${name}/dist/main.mjs`]
-    : ["--import", "@meshwork/platform/telemetry-register.ts", `services/${name}/src/main.ts`];
+    ? [...BUNDLE_NODE_FLAGS, `services/${name}/dist/main.mjs`]
+    : [YOUNG_GENERATION_FLAG, "--import", "@meshwork/platform/telemetry-register.ts", `services/${name}/src/main.ts`];
 }
 
 export async function startService(options: ServiceOptions): Promise<ManagedProcess> {

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
-import { bundlePath, bundleService } from "../../scripts/bundle-services.ts";
+import { bundlePath, bundleService, escapeNonAscii } from "../../scripts/bundle-services.ts";
+import { BUNDLE_NODE_FLAGS, ROOT } from "../../scripts/lib/system.ts";
 import { TestSystem } from "../support/harness.ts";
 
 /** Services run in images (and in make bench) from one esbuild bundle: scripts/bundle-services.ts. */
@@ -38,5 +40,43 @@ describe("a service bundled with esbuild", function () {
     assert.match(frames[0] ?? "", /services\/platform\/src\/config\.ts:\d+:\d+/, crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/config\.ts:\d+/.test(frame)), crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/main\.ts:\d+/.test(frame)), crashed.stderr);
+  });
+
+  it("runs with the same Node flags in images, in Tilt and here (BUNDLE_NODE_FLAGS)", () => {
+    const dockerfile = fs.readFileSync(`${ROOT}/services/Dockerfile`, "utf8");
+    assert.deepEqual(JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)![1]!), ["node", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
+    const tiltfile = fs.readFileSync(`${ROOT}/Tiltfile`, "utf8");
+    assert.deepEqual(JSON.parse(tiltfile.match(/entrypoint=(\[.*\])/)![1]!.replaceAll("'", '"')), ["node", "--watch", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
+  });
+
+  it("is ASCII-only, so V8 holds its source text at one byte a character", () => {
+    const text = fs.readFileSync(bundlePath("presence"), "utf8");
+    assert.equal(text.search(/[^\x00-\x7f]/), -1);
+    // The one that used to be left: @nats-io/jetstream's duration pattern, now escaped.
+    assert.match(text, /\|us\|\\u00b5s\|/);
+  });
+
+  it("leaves out what a service does not load: the PostgreSQL driver and zod's other locales", () => {
+    const text = fs.readFileSync(bundlePath("presence"), "utf8");
+    assert.match(text, /import\("pg"\)/);
+    assert.ok(!text.includes('"node_modules/pg/'), "pg's modules are not in the bundle");
+    assert.ok(text.includes('"node_modules/zod/v4/locales/en.js"'), "English stays");
+    assert.ok(!text.includes('"node_modules/zod/v4/locales/de.js"'), "German and the rest do not");
+  });
+
+  it("escapes a dependency's non-ASCII characters without changing what they mean", () => {
+    const cases = [
+      "/(ns|us|µs|ms)/g.exec('12µs')[1]",
+      "/[😀-🙏]/u.test('🙂')",
+      "/^\\µ$/.test('µ')",
+      "'naïve — ✓'",
+      "`tab\\\\µ ${'é'}`",
+      "'\\\\' + 'ü'",
+    ];
+    for (const source of cases) {
+      const escaped = escapeNonAscii(source);
+      assert.equal(escaped.search(/[^\x00-\x7f]/), -1, escaped);
+      assert.deepEqual(new Function(`return ${escaped}`)(), new Function(`return ${source}`)(), `${source} -> ${escaped}`);
+    }
   });
 });

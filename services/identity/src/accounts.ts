@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { hash, verify } from "@node-rs/argon2";
@@ -19,6 +20,7 @@ import {
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { trace, type Meter } from "@opentelemetry/api";
 import type { IdentityConfig } from "./config.ts";
+import { Bounded } from "./domain/bounded.ts";
 import { canonicalEmail, checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";
@@ -47,6 +49,13 @@ export class Accounts {
   private readonly addressThrottle: FailureThrottle;
   private readonly hashOptions;
   private readonly decoyHash: Promise<string>;
+  /**
+   * argon2id hashes in flight: as many as there are cores. Each holds ARGON2_MEMORY_KIB (19 MiB by
+   * default) while it runs on libuv's pool of 4 threads; a fifth or more would queue there anyway,
+   * and more than one per core only shares the cores, so the bound keeps the throughput and caps
+   * the memory (identity's peak under sign-in load, docs/performance.md).
+   */
+  private readonly hashing = new Bounded(availableParallelism());
   readonly signIns;
 
   constructor(context: ServiceContext<IdentityTables, IdentityConfig>, keys: SigningKeys, meter: Meter) {
@@ -65,7 +74,7 @@ export class Accounts {
     this.accountThrottle = new FailureThrottle({ log, scope: "account", limit: config.THROTTLE_ACCOUNT_FAILURES, windowMs });
     this.addressThrottle = new FailureThrottle({ log, scope: "address", limit: config.THROTTLE_ADDRESS_FAILURES, windowMs });
     // An unknown email is verified against this hash, so it costs the same time as a wrong password.
-    this.decoyHash = hash(uuidv7(), this.hashOptions);
+    this.decoyHash = this.hashing.run(() => hash(uuidv7(), this.hashOptions));
     this.signIns = meter.createCounter("meshwork.identity.sign_ins", { description: "Sign-in attempts, by outcome" });
   }
 
@@ -74,7 +83,7 @@ export class Accounts {
     const displayName = validateDisplayName(input.displayName);
     checkPasswordPolicy(input.password, this.context.config.PASSWORD_MIN_LENGTH);
     if (await findUserByEmail(this.context.database.db, email)) throw new AlreadyExistsError("an account with this email exists");
-    const user: UserRecord = { id: uuidv7(), email, displayName, passwordHash: await hash(input.password, this.hashOptions), roles };
+    const user: UserRecord = { id: uuidv7(), email, displayName, passwordHash: await this.hashing.run(() => hash(input.password, this.hashOptions)), roles };
     await this.context.unitOfWork(async (trx) => {
       if (!(await insertUser(trx, user))) throw new AlreadyExistsError("an account with this email exists");
       await userEvents.emit(trx, user.id, {
@@ -94,7 +103,8 @@ export class Accounts {
       throw new ResourceExhaustedError(`too many failed sign-ins; retry in ${wait} s`, wait);
     }
     const user = await findUserByEmail(this.context.database.db, email);
-    const valid = await verify(user?.passwordHash ?? (await this.decoyHash), input.password).catch(() => false);
+    const stored = user?.passwordHash ?? (await this.decoyHash);
+    const valid = await this.hashing.run(() => verify(stored, input.password)).catch(() => false);
     // An account being closed answers as a wrong password: no token, no SignedIn.
     if (!user || !valid || user.closureRequestedAt) {
       await Promise.all([this.accountThrottle.recordFailure(email), this.addressThrottle.recordFailure(clientAddress)]);

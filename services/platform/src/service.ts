@@ -13,6 +13,7 @@ import { connectNats, type NatsHandle } from "./events/nats.ts";
 import { OutboxRelay } from "./events/outbox.ts";
 import { DEADLETTER_STREAM, ensureStreams, type StreamSpec } from "./events/topology.ts";
 import { parseFaults } from "./faults.ts";
+import { releaseStartUpHeap } from "./heap.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { DEPRECATED_APIS } from "@meshwork/proto/deprecations.ts";
 import { deprecationsInForce } from "./rpc/deprecation.ts";
@@ -20,6 +21,7 @@ import { serverPipeline } from "./rpc/pipeline.ts";
 import { Health, registerHealth } from "./rpc/health.ts";
 import { registerReflection } from "./rpc/reflection.ts";
 import { startRpcServer } from "./rpc/server.ts";
+import { assertRulesCompile } from "./rpc/validation.ts";
 import { shutdownTelemetry } from "./telemetry.ts";
 import { Workers, type Worker } from "./workers.ts";
 
@@ -98,6 +100,9 @@ export async function runService<Tables, Config extends BaseConfig>(
   // extension stops the start, and --check-config catches it.
   const deprecations = deprecationsInForce(DEPRECATED_APIS, config.DEPRECATION_EXTENSIONS);
   if (process.argv.includes("--check-config")) {
+    // The image build runs this: a buf.validate rule that does not compile fails it here too
+    // (and in the unit tests), whether or not the server compiles the rules as it starts.
+    assertRulesCompile(definition.services);
     console.log(`${name}: configuration is valid`);
     process.exit(0);
   }
@@ -188,6 +193,7 @@ export async function runService<Tables, Config extends BaseConfig>(
     runner.start().catch((error: Error) => log.error({ err: error.message, consumer: runner.name }, "consumer failed to start"));
   }
   await workers.start();
+  releaseStartUpHeap();
   log.info({ rpcPort: rpc.port, adminPort: admin.port, startupMs: Math.round(performance.now() - started) }, `${name} started`);
 
   let stopping: Promise<void> | undefined;
