@@ -46,7 +46,7 @@ export const gate: Benchmark = {
     const log = createLogger({ service: "bench", level: "silent", format: "json" });
     const access = defineAccess(rulesFor(PresenceService, { GetOnlineCount: SIGNED_IN, ListOnlineUsers: SIGNED_IN }));
     const authorize = authorizeCall(access, verify, log);
-    const inGate = serverPipeline({ services: [PresenceService], access, verify, deprecations: new Map(), log });
+    const inGate = serverPipeline({ access, verify, deprecations: new Map(), log });
     // The baseline: the same interceptors, the token checked innermost after the body decoded.
     const authInterceptor: Interceptor = (next) => async (req) => {
       await authorize({ service: req.service, method: req.method, requestHeader: req.header, values: req.contextValues } as HandlerContext);

@@ -40,7 +40,6 @@ const request = fromBinary(ServerCompatRequestSchema, input.subarray(4, 4 + inpu
 if (request.useTls) throw new Error("TLS is not served: the mesh terminates it (the suite's config says supportsTls: false)");
 
 const pipeline = serverPipeline({
-  services: [ConformanceService],
   access: defineAccess(
     rulesFor(ConformanceService, { Unary: PUBLIC, ServerStream: PUBLIC, ClientStream: PUBLIC, BidiStream: PUBLIC, Unimplemented: PUBLIC, IdempotentUnary: PUBLIC }),
   ),

@@ -161,7 +161,6 @@ export async function runService<Tables, Config extends BaseConfig>(
     trustedProxyHops: config.TRUSTED_PROXY_HOPS,
     allowedOrigins: config.CORS_ALLOWED_ORIGINS,
     ...serverPipeline({
-      services: definition.services,
       access: definition.access,
       verify,
       deprecations,

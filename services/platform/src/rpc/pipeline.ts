@@ -1,4 +1,3 @@
-import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import type { AccessTable } from "../auth/access.ts";
 import { authorizeCall } from "../auth/authorize.ts";
@@ -8,10 +7,9 @@ import { cacheControlInterceptor } from "./cache-control.ts";
 import { deprecationInterceptor, type Deprecation } from "./deprecation.ts";
 import { requestDecodedInterceptor, requestGate, strictJson, type JsonRequestOptions, type RequestGate } from "./gate.ts";
 import { errorInterceptor, serverTelemetryInterceptor } from "./interceptors.ts";
-import { assertRulesCompile, validationInterceptor } from "./validation.ts";
+import { validationInterceptor } from "./validation.ts";
 
 export interface ServerPipelineOptions {
-  services: DescService[];
   access: AccessTable;
   verify: TokenVerifier;
   /** The deprecation table in force (proto/deprecations.ts plus any extension). */
@@ -41,7 +39,6 @@ export interface ServerPipelineOptions {
  *    above sees them.
  */
 export function serverPipeline(options: ServerPipelineOptions): { requestGate: RequestGate; interceptors: Interceptor[]; jsonOptions: JsonRequestOptions } {
-  assertRulesCompile(options.services);
   return {
     requestGate: requestGate(authorizeCall(options.access, options.verify, options.log)),
     interceptors: [

@@ -14,8 +14,11 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  * message, and 300,000 empty order items (600 KB) took 12 s of CPU to report in full, against
  * 0.3 ms to refuse on the first.
  *
- * A rule that cannot be evaluated is the service's bug, not the caller's: it answers INTERNAL,
- * and `assertRulesCompile` makes a service with such a rule fail at start instead.
+ * A rule that cannot be evaluated is the service's bug, not the caller's: it answers INTERNAL.
+ * Such a rule is caught before it ships, by `assertRulesCompile` in the unit tests (every service
+ * in proto/gen) and in each service's `--check-config` (the image build runs it), not at start:
+ * compiling every rule there was the largest part of a service's start CPU (docs/performance.md);
+ * each request type's rules compile on its first call.
  */
 export function validationInterceptor(validator: Validator = createValidator({ failFast: true })): Interceptor {
   return (next) => async (req) => {

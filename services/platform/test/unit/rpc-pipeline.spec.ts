@@ -30,7 +30,6 @@ const token = await new SignJWT({ roles: ["member"], sid: "s1" })
 const OK = 0;
 const sunset = new Date("2027-06-30T00:00:00Z");
 const pipeline = serverPipeline({
-  services: [PresenceService, AuditService],
   access: defineAccess({
     ...rulesFor(PresenceService, { GetOnlineCount: SIGNED_IN, ListOnlineUsers: PUBLIC }),
     ...rulesFor(AuditService, { ListEvents: PUBLIC, GetEvent: PUBLIC }),
