@@ -167,6 +167,25 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
     assert.equal(direct.directUnaryCalls, before);
   });
 
+  it("keeps serving when callers reset their streams mid-call, with any error code", async () => {
+    for (const code of [http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_INTERNAL_ERROR, http2.constants.NGHTTP2_PROTOCOL_ERROR]) {
+      for (const contentType of ["application/grpc", "application/proto"]) {
+        const session = http2.connect(`http://127.0.0.1:${direct.port}`);
+        session.on("error", () => undefined);
+        const stream = session.request({ ":method": "POST", ":path": PATH, "content-type": contentType, te: "trailers" });
+        stream.on("error", () => undefined);
+        stream.end(contentType === "application/grpc" ? envelope(0, request("slow")) : Buffer.from(request("slow")));
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        stream.close(code);
+        await new Promise((resolve) => stream.once("close", resolve));
+        session.close();
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await createClient(AuditService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${direct.port}` })).getEvent({ id: "after" });
+    assert.equal(answer.event?.id, "after");
+  });
+
   it("serves generated clients, many calls in flight on one connection, over gRPC and Connect", async () => {
     const baseUrl = `http://127.0.0.1:${direct.port}`;
     for (const transport of [createGrpcTransport({ baseUrl }), createConnectTransport({ baseUrl, httpVersion: "2" }), createConnectTransport({ baseUrl, httpVersion: "1.1" })]) {

@@ -197,6 +197,9 @@ function compatExchange(req: http.IncomingMessage | http2.Http2ServerRequest, re
 }
 
 function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, options: DirectUnaryOptions): Exchange {
+  // A stream the client resets emits 'error'; unheard, that would end the process. The call
+  // learns of it from 'close' (its signal aborts), as on the compatibility path.
+  stream.on("error", () => undefined);
   return {
     headers,
     url: `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
@@ -207,7 +210,7 @@ function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.Incoming
     canAnswer: () => !stream.headersSent && !stream.destroyed,
     answer(status, responseHeaders, body, trailers) {
       stream.respond({ ...responseHeaders, ":status": status }, { waitForTrailers: trailers !== undefined });
-      if (trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+      if (trailers) stream.once("wantTrailers", () => !stream.destroyed && stream.sendTrailers(trailers));
       if (body) stream.end(body);
       else stream.end();
     },
