@@ -20,9 +20,9 @@ const PROD_VALUES = path.join(CHART, "values-prod.yaml");
 const FAKE = "kwok.x-k8s.io/node";
 /** The replicas each Deployment starts with (its HPA's minReplicas): one per zone. */
 const REPLICAS = 3;
-/** The Deployment the scale-out check loads, and the CPU its pods are made to report (its request is 100m). */
+/** The Deployment the scale-out check loads, and the CPU its pods are made to report, in multiples of their request. */
 const LOADED = "identity";
-const LOADED_USAGE = "250m";
+const LOAD_FACTOR = 2.5;
 /**
  * Three zones, uneven: zone a has two large nodes, b and c one small node each. The scheduler's
  * resource scoring favours the large nodes and hostname anti-affinity is satisfied by either
@@ -46,6 +46,9 @@ function statusMessage(body: unknown): string {
     return text;
   }
 }
+
+/** A CPU quantity ("100m", "1", "0.5") in millicores. */
+const millicores = (quantity: string) => (quantity.endsWith("m") ? Number(quantity.slice(0, -1)) : Number(quantity) * 1000);
 
 const active = (pod: V1Pod) => !pod.metadata?.deletionTimestamp;
 const ready = (pod: V1Pod) => active(pod) && (pod.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
@@ -167,9 +170,11 @@ metadata: { name: ${SCHEDULING}, labels: { app.kubernetes.io/part-of: meshwork }
     });
     const target = idle.spec!.metrics![0]!.resource!.target.averageUtilization!;
     assert.ok(cpu(idle)! < target && idle.status?.desiredReplicas === REPLICAS, `idle: ${cpu(idle)}% of target ${target}%, desired ${idle.status?.desiredReplicas}`);
-    for (const pod of await podsOf(cluster, LOADED)) {
+    const loadedPods = await podsOf(cluster, LOADED);
+    const usage = `${Math.round(millicores(loadedPods[0]!.spec!.containers[0]!.resources!.requests!["cpu"]!) * LOAD_FACTOR)}m`;
+    for (const pod of loadedPods) {
       await cluster.objects.patch(
-        { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata!.name!, namespace: SCHEDULING, annotations: { "kwok.x-k8s.io/usage-cpu": LOADED_USAGE } } },
+        { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata!.name!, namespace: SCHEDULING, annotations: { "kwok.x-k8s.io/usage-cpu": usage } } },
         undefined, undefined, undefined, undefined, PatchStrategy.MergePatch,
       );
     }
@@ -233,9 +238,14 @@ metadata: { name: ${SCHEDULING}, labels: { app.kubernetes.io/part-of: meshwork }
 
     return (
       `${services.length} Deployments x ${REPLICAS} replicas over zones ${ZONES.join("/")} (${spread}) [${spreadAt}]; ` +
-      `${LOADED} HPA idle at ${cpu(idle)}%, loaded at ${cpu(loaded)}% (target ${target}%): ${REPLICAS} -> ${scaledTo} replicas on ${nodes.size} nodes, zones ${scaledSpread.replace(`${LOADED} `, "")} [${scaledAt}]; ` +
+      `${LOADED} HPA idle at ${cpu(idle)}%, its pods made to report ${usage}: ${cpu(loaded)}% (target ${target}%): ${REPLICAS} -> ${scaledTo} replicas on ${nodes.size} nodes, zones ${scaledSpread.replace(`${LOADED} `, "")} [${scaledAt}]; ` +
       `drain: per Deployment all evictions but the last allowed, the last refused 429 ("${refusal}"), ${evictions} replacements Pending until uncordon, then all whole [${seconds()}]`
     );
+  } catch (error) {
+    // Placement is what a failure here is about; the cleanup below removes the pods.
+    const pods = (await cluster.core.listNamespacedPod({ namespace: SCHEDULING }).catch(() => ({ items: [] as V1Pod[] }))).items;
+    const placement = pods.map((pod) => `${pod.metadata!.name} ${pod.status?.phase}${active(pod) ? "" : " (terminating)"} on ${pod.spec?.nodeName ?? "-"} (${zoneOf(pod.spec?.nodeName) ?? "-"})`);
+    throw new Error(`${(error as Error).message}\n${placement.join("\n")}`, { cause: error });
   } finally {
     await removeScheduling(cluster);
   }
