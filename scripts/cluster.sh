@@ -13,6 +13,9 @@
 #                                  process on loopback, registered as the validating webhook for
 #                                  Istio's resources (no injection: Envoy cannot be had here)
 #   scripts/cluster.sh istiod-down stop istiod and remove its webhook registration
+#   scripts/cluster.sh kwok        the kwok controller beside the real node, for fake nodes that
+#                                  make e2e creates (annotated kwok.x-k8s.io/node=fake)
+#   scripts/cluster.sh kwok-down   stop it and delete every fake node
 #   scripts/cluster.sh settle      wait until no namespace is still terminating
 #   scripts/cluster.sh volume NAME NAMESPACE CLAIM UID SIZE
 #                                  a hostPath PersistentVolume pre-bound to one claim (tilt uses it);
@@ -140,6 +143,7 @@ make_pki() {
   cert kube-proxy system:kube-proxy ""
   cert front-proxy-client front-proxy-client "" "" front-proxy-ca
   cert istiod istiod "" "IP:127.0.0.1,DNS:istiod.istio-system.svc"
+  cert kwok kwok "" "IP:127.0.0.1,IP:$NODE_IP"
   cert istiod-client istiod system:masters
 }
 
@@ -242,10 +246,24 @@ start_control_plane() {
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
     --use-service-account-credentials=true --profiling=false --v 1
-  start kube-scheduler kube-scheduler \
-    --kubeconfig "$STATE/scheduler.kubeconfig" \
+  # The scheduler's built-in default spreading (soft, by zone and host, for every pod of a
+  # ReplicaSet without constraints of its own) is off: what spreads the chart's pods is the chart's
+  # own topologySpreadConstraints, which is what make e2e's scheduling step checks (a cluster's
+  # defaults are its operator's choice, so the chart must not rely on them).
+  write_if_changed "$STATE/scheduler.yaml" <<EOF
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: { kubeconfig: $STATE/scheduler.kubeconfig }
+leaderElection: { leaderElect: false }
+profiles:
+  - schedulerName: default-scheduler
+    pluginConfig:
+      - name: PodTopologySpread
+        args: { defaultingType: List, defaultConstraints: [] }
+EOF
+  start kube-scheduler kube-scheduler --config "$STATE/scheduler.yaml" \
     --authentication-kubeconfig "$STATE/scheduler.kubeconfig" --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
-    --bind-address 127.0.0.1 --leader-elect=false --profiling=false --v 1
+    --bind-address 127.0.0.1 --profiling=false --v 1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -373,14 +391,56 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# kwok mode: fake nodes in three zones, managed by kwok; the real scheduler places pods on them.
+# kwok: fake nodes, managed by the kwok controller (a local process); the real scheduler places
+# pods on them and kwok reports those pods Running and Ready (no container runs). Only nodes
+# annotated kwok.x-k8s.io/node=fake are kwok's; the real node is left alone. kwok also serves
+# each fake node's resource metrics (kubelet's /metrics/resource, with the CPU and memory usage a
+# pod's kwok.x-k8s.io/usage-cpu / usage-memory annotations ask for), which metrics-server scrapes
+# as it scrapes the real kubelet: the HPA controller sees fake pods' load like any other.
+KWOK_PORT=10247
 
-start_kwok() {
-  start kwok kwok --kubeconfig "$KUBECONFIG_ADMIN" --manage-all-nodes=false \
-    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --manage-nodes-with-label-selector= \
-    --disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom \
-    --cidr=10.250.0.0/16 --node-ip=10.250.0.1
+# kwok's configuration, from the pinned kwok module's own stage and metrics definitions: nodes
+# become Ready and renew their leases, pods become Ready and go away when deleted.
+kwok_config() {
+  local kwok_version kwok_dir file
+  kwok_version=$(sed -n 's/^KWOK_VERSION=//p' "$ROOT/scripts/install-tools.sh")
+  kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$kwok_version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  for file in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml \
+    metrics/resource/metrics-resource.yaml metrics/usage/usage-from-annotation.yaml; do
+    echo "---"
+    cat "$kwok_dir/kustomize/$file"
+  done | write_if_changed "$STATE/kwok/kwok.yaml"
+}
+
+# The kwok controller. Beside a real node it serves on the node address (pods, metrics-server
+# among them, reach it there); without one (KWOK_NODES) on loopback.
+kwok_controller() {
+  require_root
+  "$ROOT/scripts/install-tools.sh" kwok
+  mkdir -p "$STATE/kwok"
+  kwok_config
+  local address=127.0.0.1
+  [[ -n $(node_address) ]] && address=$NODE_IP
+  start kwok kwok --kubeconfig "$KUBECONFIG_ADMIN" --config "$STATE/kwok/kwok.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr=10.250.0.0/16 --node-ip="$address" --node-port="$KWOK_PORT" --server-address="$address:$KWOK_PORT" \
+    --node-lease-duration-seconds=40 \
+    --tls-cert-file "$PKI/kwok.crt" --tls-private-key-file "$PKI/kwok.key"
+  wait_for kwok 60 curl -sf --cacert "$PKI/ca.crt" "https://$address:$KWOK_PORT/healthz"
+}
+
+# Stops the kwok controller and deletes every fake node (kwok-managed pods go with them).
+kwok_down() {
+  if [[ -f $KUBECONFIG_ADMIN ]] && running kube-apiserver; then
+    kubectl_admin delete node -l type=kwok --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  fi
+  stop kwok
+}
+
+# KWOK_NODES mode: that many fake nodes, round-robin over three zones (no real node, so no taint:
+# every pod lands on a fake one).
+kwok_nodes() {
   local index zones=(a b c)
   for index in $(seq 0 $((KWOK_NODES - 1))); do
     kubectl_admin apply -f - >/dev/null <<EOF
@@ -388,7 +448,10 @@ apiVersion: v1
 kind: Node
 metadata:
   name: kwok-node-$index
-  annotations: { kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0" }
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-node-$index/metrics/resource
   labels:
     kubernetes.io/hostname: kwok-node-$index
     kubernetes.io/os: linux
@@ -592,6 +655,8 @@ spec:
             - --cert-dir=/tmp
             - --secure-port=10250
             - --kubelet-preferred-address-types=InternalIP
+            # kwok's fake nodes name their own port (the kwok controller's) in their status.
+            - --kubelet-use-node-status-port
             # The kubelet's serving certificate is signed by this cluster's CA, which the pod
             # does not carry; the node is this machine.
             - --kubelet-insecure-tls
@@ -670,9 +735,11 @@ istiod() {
   # The injection templates, rendered from the same istio module's istiod chart as a real install
   # would: istiod's gateway controller deploys a Gateway's Service and Deployment from the
   # "kube-gateway" template, and reads this ConfigMap only at start. CNI on, as in
-  # k8s/istio/istio-operator.yaml (no istio-init container).
+  # k8s/istio/istio-operator.yaml (no istio-init container). Nothing is ever pulled here: the
+  # gateway pods istiod deploys use imagePullPolicy Never, so their proxy container (Envoy, which
+  # cannot be had here) stays in ErrImageNeverPull instead of asking a registry.
   helm template istiod "$istio_dir/manifests/charts/istio-control/istio-discovery" -n istio-system \
-    --kube-version "$KUBERNETES_VERSION" --set pilot.cni.enabled=true \
+    --kube-version "$KUBERNETES_VERSION" --set pilot.cni.enabled=true --set global.imagePullPolicy=Never \
     --show-only templates/istiod-injector-configmap.yaml | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
   kubeconfig "$STATE/istiod.kubeconfig" istiod-client
   ( cd "$STATE/istiod"
@@ -729,7 +796,8 @@ up() {
   start_control_plane
   if [[ $KWOK_NODES -gt 0 ]]; then
     apply_addons no
-    start_kwok
+    kwok_controller
+    kwok_nodes
   else
     setup_network
     start_containerd
@@ -758,7 +826,7 @@ down() {
   require_root
   local name
   istiod_down
-  stop kwok
+  kwok_down
   stop kubelet
   remove_containers
   for name in apiserver-relay kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$name"; done
@@ -836,7 +904,9 @@ case "${1:-}" in
   status) status ;;
   istiod) istiod ;;
   istiod-down) istiod_down ;;
+  kwok) kwok_controller ;;
+  kwok-down) kwok_down ;;
   settle) settle ;;
   volume) shift; volume "$@" ;;
-  *) echo "usage: $0 up|down|status|istiod|istiod-down|volume" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|istiod|istiod-down|kwok|kwok-down|settle|volume" >&2; exit 2 ;;
 esac

@@ -19,6 +19,24 @@ import { parseAllDocuments } from "yaml";
 
 const run = promisify(execFile);
 
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` every half second until it returns a value; throws with its last error on timeout. */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await sleep(500);
+  }
+}
+
 /** The cluster of `make cluster-up`, driven through @kubernetes/client-node (helm only for helm's own verbs). */
 export class Cluster {
   readonly config = new KubeConfig();

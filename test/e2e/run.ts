@@ -20,7 +20,8 @@ import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_p
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { retryRefusedStreams } from "@meshwork/platform";
 import { loadServices } from "../../scripts/lib/services.ts";
-import { Cluster } from "./kube.ts";
+import { Cluster, eventually, sleep } from "./kube.ts";
+import { removeScheduling, schedulingChecks, SCHEDULING } from "./scheduling.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const STATE = path.join(ROOT, ".data/cluster");
@@ -41,6 +42,8 @@ const rpcPort = (name: string) => MANIFEST.find((service) => service.name === na
 const ADMIN = { email: "admin@meshwork.local", password: "admin-dev-password" };
 const NATS_AUTH = { user: "meshwork", pass: "nats-dev-password" };
 const UPGRADE_TAG = "e2e-upgrade";
+/** A node label no node has: the mesh step's release pods stay Pending (no Envoy to inject here). */
+const HELD_BACK = "meshwork-e2e/held-back";
 const run = promisify(execFile);
 
 const cluster = new Cluster(path.join(STATE, "kubeconfig"));
@@ -61,23 +64,6 @@ async function step(name: string, body: () => Promise<string | void>, diagnoseNa
     console.log(`FAIL ${name} (${(ms / 1000).toFixed(1)} s): ${message}`);
     console.log((await cluster.diagnose(diagnoseNamespace).catch((e: Error) => `(no diagnosis: ${e.message})`)).replace(/^/gm, "    "));
     return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await sleep(500);
   }
 }
 
@@ -260,6 +246,7 @@ async function uninstallLeftovers() {
   await run(path.join(ROOT, "scripts/cluster.sh"), ["istiod-down"]);
   await cluster.core.deleteCollectionNamespacedSecret({ namespace: NAMESPACE, labelSelector: `app.kubernetes.io/instance=${RELEASE}` }).catch(() => undefined);
   await cluster.core.deleteCollectionNamespacedConfigMap({ namespace: NAMESPACE, labelSelector: "istio.io/config=true" }).catch(() => undefined);
+  await removeScheduling(cluster);
   for (const namespace of [SWITCH, MESH]) {
     const left = await cluster.helm("list", "-n", namespace, "-q").catch(() => "");
     if (left.split("\n").includes(RELEASE)) await cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait");
@@ -482,10 +469,14 @@ spec: { hard: { pods: "0" } }
     return `left: ${left.join(", ")} (helm.sh/resource-policy: keep)`;
   });
 
+  await step("scheduling on kwok's fake nodes: spread over zones, HPA scale-out across nodes, a drain against the PDBs", () => schedulingChecks(cluster, SERVICES), SCHEDULING);
+
   // Last: istiod writes its CA ConfigMaps into every namespace, which the uninstall check above
   // would count. Envoy cannot be had here, so the release's pods cannot run with the mesh on: a
-  // quota of zero pods holds them back, and what is proven is istiod's side of the mesh.
-  await step("mesh: istiod validates the chart with mesh.enabled=true; the gateway's Service is ClusterIP; istioctl analyze live", async () => {
+  // nodeSelector no node matches holds them Pending, and what is proven is istiod's side of the
+  // mesh. The gateway pod istiod deploys is scheduled on the real node: it gets an address, but
+  // its proxy container never starts (imagePullPolicy Never, no Envoy image here).
+  await step("mesh: istiod validates the chart with mesh.enabled=true; the gateway's Service is ClusterIP and Programmed; istioctl analyze live", async () => {
     await run(path.join(ROOT, "scripts/install-tools.sh"), ["istioctl"], { maxBuffer: 16 * 1024 * 1024 });
     await run(path.join(ROOT, "scripts/cluster.sh"), ["istiod"], { maxBuffer: 16 * 1024 * 1024 });
     try {
@@ -496,18 +487,13 @@ spec: { hard: { pods: "0" } }
       await cluster.apply(`apiVersion: v1
 kind: Namespace
 metadata: { name: ${MESH}, labels: ${JSON.stringify(servicesNamespace.metadata!.labels)} }
----
-apiVersion: v1
-kind: ResourceQuota
-metadata: { name: no-pods, namespace: ${MESH} }
-spec: { hard: { pods: "0" } }
 `);
       cluster.ownNamespaces.add(MESH);
       // The webhook is live: istiod refuses an invalid policy.
       const invalid = { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "e2e-invalid", namespace: MESH }, spec: { action: "ALLOW", rules: [{ to: [{ operation: { methods: [""] } }] }] } };
       await assert.rejects(cluster.objects.create(invalid, undefined, "All"), /denied the request/);
       // Every Istio resource of the release passes that webhook (helm fails on any refusal).
-      await cluster.helm("install", RELEASE, CHART, "-n", MESH, "-f", DEV_VALUES, "--timeout", "2m");
+      await cluster.helm("install", RELEASE, CHART, "-n", MESH, "-f", DEV_VALUES, "--set-string", `nodeSelector.${HELD_BACK}=true`, "--timeout", "2m");
       const released = parseAllDocuments(await cluster.helm("get", "manifest", RELEASE, "-n", MESH)).map((document) => document.toJS() as KubernetesObject | null);
       const istioObjects = released.filter((object) => object?.apiVersion?.includes("istio.io/")).length;
       const routes = released.filter((object) => object?.kind === "HTTPRoute" || object?.kind === "GRPCRoute").length;
@@ -530,12 +516,31 @@ spec: { hard: { pods: "0" } }
       const listeners = status!.listeners ?? [];
       assert.ok(listeners.length > 0 && listeners.every((l) => l.conditions.some((c) => c.type === "Programmed" && c.status === "True")), `listeners: ${JSON.stringify(listeners)}`);
       assert.equal(listeners.reduce((sum, l) => sum + l.attachedRoutes, 0), routes, "every route of the release attached to the gateway");
-      // Programmed=True needs a running gateway pod (an Envoy) behind the Service. Without one,
-      // this exact reason is the only acceptable one.
-      const programmed = condition("Programmed");
-      if (programmed.status !== "True") {
-        assert.match(`${programmed.reason}: ${programmed.message}`, /^AddressNotAssigned: .*no instances found for hostname "meshwork-gateway-istio\./, "Programmed is False for another reason than the missing data plane");
-      }
+      // The gateway pod: scheduled, given an address, its proxy never started.
+      const gatewayPod = await eventually("the gateway pod to get an address and its proxy to fail to start", 90_000, async () => {
+        const [pod] = (await cluster.core.listNamespacedPod({ namespace: MESH, labelSelector: "gateway.networking.k8s.io/gateway-name=meshwork-gateway" })).items;
+        const proxy = pod?.status?.containerStatuses?.find((c) => c.name === "istio-proxy");
+        if (!pod?.status?.podIP || !proxy?.state?.waiting) return undefined;
+        assert.equal(proxy.state.waiting.reason, "ErrImageNeverPull", `the gateway's proxy container: ${JSON.stringify(proxy.state)}`);
+        return pod;
+      });
+      assert.ok(!(gatewayPod.status!.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True"), "the gateway pod is Ready without a proxy");
+      // Its Service's only endpoint is that pod, not ready.
+      const slices = (await cluster.objects.list("discovery.k8s.io/v1", "EndpointSlice", MESH, undefined, undefined, undefined, undefined, "kubernetes.io/service-name=meshwork-gateway-istio")).items as (KubernetesObject & { endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] })[];
+      const endpoints = slices.flatMap((slice) => slice.endpoints ?? []);
+      assert.deepEqual(endpoints.map((e) => [e.addresses[0], e.conditions?.ready]), [[gatewayPod.status!.podIP, false]], "the gateway Service's endpoints");
+      // istiod counts an endpoint of the gateway's Service as an instance whether it is ready or
+      // not (ResolveGatewayInstances; docs/deploy.md), so the Gateway is Programmed once the pod
+      // has its address. That is all Programmed=True means here: no Envoy ever serves it.
+      const programmed = await eventually("the Gateway to be Programmed", 60_000, async () => {
+        const gateway = (await cluster.objects.read({ apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", metadata: { name: "meshwork-gateway", namespace: MESH } })) as KubernetesObject & { status?: GatewayStatus };
+        const current = gateway.status?.conditions?.find((c) => c.type === "Programmed");
+        return current?.status === "True" ? current : undefined;
+      }).catch(async (error: Error) => {
+        const gateway = (await cluster.objects.read({ apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", metadata: { name: "meshwork-gateway", namespace: MESH } })) as KubernetesObject & { status?: GatewayStatus };
+        throw new Error(`${error.message}: ${JSON.stringify(gateway.status?.conditions?.find((c) => c.type === "Programmed"))}`);
+      });
+      assert.match(programmed.message, /assigned to service\(s\) meshwork-gateway-istio\./, `Programmed: ${programmed.message}`);
       // istioctl analyze against the live API server: every finding must be one that the missing
       // data plane explains, nothing else.
       const analyzed = await run("istioctl", ["analyze", "--kubeconfig", path.join(STATE, "kubeconfig"), "-n", MESH, "-o", "json"], { env: process.env }).catch(
@@ -545,17 +550,16 @@ spec: { hard: { pods: "0" } }
       );
       const findings = JSON.parse(analyzed.stdout || "[]") as { code: string; level: string; message: string }[];
       const explained: Record<string, RegExp> = {
-        // The services' pods are held back by the quota: no workload matches their policies.
-        IST0127: /^No matching workloads for this resource/,
-        // The Gateway's Programmed=False above.
-        IST0171: /type=Programmed, reason=AddressNotAssigned, message=.*no instances found/,
+        // No sidecar injector runs here (there is no Envoy to inject): the release's pods, Pending
+        // on the held-back nodeSelector, have no istio-proxy container.
+        IST0103: /^The pod meshwork-e2e-mesh\/meshwork-[a-z]+-[a-z0-9]+-[a-z0-9]+ is missing the Istio proxy\./,
       };
       const unexplained = findings.filter((finding) => !explained[finding.code]?.test(finding.message));
       assert.deepEqual(unexplained, [], "istioctl analyze findings a missing data plane does not explain");
       await cluster.helm("uninstall", RELEASE, "-n", MESH, "--wait");
       await deleteAndWait("Namespace", "v1", undefined, MESH);
       const codes = [...new Set(findings.map((finding) => finding.code))].join(", ");
-      return `istiod refused an invalid policy and admitted the release's ${istioObjects} Istio resources; gateway Service ClusterIP, Gateway Accepted with ${routes} routes attached, Programmed=${programmed.status} (${programmed.reason}); istioctl analyze: ${findings.length} findings, all from the absent data plane (${codes || "none"})`;
+      return `istiod refused an invalid policy and admitted the release's ${istioObjects} Istio resources; gateway Service ClusterIP, Gateway Accepted with ${routes} routes attached, Programmed=True ("${programmed.message}") with its pod at ${gatewayPod.status!.podIP} not Ready (proxy ErrImageNeverPull); istioctl analyze: ${findings.length} findings, all from the absent data plane (${codes || "none"})`;
     } finally {
       await run(path.join(ROOT, "scripts/cluster.sh"), ["istiod-down"]);
     }

@@ -104,3 +104,18 @@ of it); then the services admit it as they admit the gateway.
 {{ include "meshwork.labels" .root }}
 app.kubernetes.io/name: {{ .name }}
 {{- end }}
+
+{{/*
+Where the chart's Deployments may run (values nodeSelector and tolerations), e.g. a dedicated
+node pool. Call with the root context.
+*/}}
+{{- define "meshwork.placement" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
