@@ -1,6 +1,3 @@
-import v8 from "node:v8";
-import vm from "node:vm";
-
 /** How long after a service starts serving its start-up's work is over (module evaluation, migrations, the first key fetch, consumers attaching). */
 export const START_UP_SETTLES_MS = 1_000;
 
@@ -17,24 +14,23 @@ type GarbageCollector = (options?: { type?: "major" | "minor"; execution?: "sync
  * allocation rate asks for it, so the throughput of a busy service is unchanged; a smaller fixed
  * maximum (--max-semi-space-size) would cost the RPC path instead (measured, same page).
  *
- * The collector is V8's `gc` extension: exposed to one new context only, then switched off again,
- * so nothing else in the process can reach it. The timer does not hold the process open.
+ * The collector is V8's `gc` extension, which the services' launchers expose from the start
+ * (`--expose-gc`, HEAP_RELEASE_FLAG in scripts/lib/system.ts, with the Dockerfile and the Tiltfile).
+ * Turning the flag on at run time instead (`v8.setFlagsFromString`) was measured to double the
+ * event pipeline's CPU per event for the rest of the process's life (docs/performance.md), so
+ * without the flag nothing is collected. The timer does not hold the process open.
  */
 export function releaseStartUpHeap(delayMs = START_UP_SETTLES_MS): void {
   setTimeout(() => collectReducingMemory(), delayMs).unref();
 }
 
-/** One full, memory-reducing garbage collection ("last resort": the young generation shrinks too). */
-export function collectReducingMemory(): void {
-  const exposed = (globalThis as { gc?: GarbageCollector }).gc;
-  let gc = exposed;
-  if (!gc) {
-    v8.setFlagsFromString("--expose-gc");
-    try {
-      gc = vm.runInNewContext("gc") as GarbageCollector;
-    } finally {
-      v8.setFlagsFromString("--no-expose-gc");
-    }
-  }
+/**
+ * One full, memory-reducing garbage collection ("last resort": the young generation shrinks too);
+ * false when the process was started without `--expose-gc`.
+ */
+export function collectReducingMemory(): boolean {
+  const gc = (globalThis as { gc?: GarbageCollector }).gc;
+  if (!gc) return false;
   gc({ type: "major", execution: "sync", flavor: "last-resort" });
+  return true;
 }
