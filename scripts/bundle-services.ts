@@ -115,10 +115,9 @@ async function bundle(outfile: string, options: BundleOptions, stdin: NonNullabl
     },
   });
   keepOwnMappings(`${outfile}.map`);
-  const nonAscii = fs.readFileSync(outfile, "latin1").search(/[^\x00-\x7f]/);
-  if (nonAscii >= 0) {
-    const text = fs.readFileSync(outfile, "utf8");
-    const at = text.search(/[^\x00-\x7f]/);
+  const text = fs.readFileSync(outfile, "utf8");
+  const at = text.search(/[^\x00-\x7f]/);
+  if (at >= 0) {
     throw new Error(`${path.relative(ROOT, outfile)} is not ASCII-only at character ${at}: ${JSON.stringify(text.slice(Math.max(0, at - 60), at + 20))} (see asciiDependencies)`);
   }
   return { file: outfile, bytes: fs.statSync(outfile).size };

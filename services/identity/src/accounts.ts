@@ -4,6 +4,7 @@ import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { hash, verify } from "@node-rs/argon2";
 import {
   AlreadyExistsError,
+  Bounded,
   NotFoundError,
   ResourceExhaustedError,
   UnauthenticatedError,
@@ -20,7 +21,6 @@ import {
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { trace, type Meter } from "@opentelemetry/api";
 import type { IdentityConfig } from "./config.ts";
-import { Bounded } from "./domain/bounded.ts";
 import { canonicalEmail, checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
 import { FailureThrottle } from "./domain/throttle.ts";

@@ -13,6 +13,7 @@ export {
   MALFORMED_REQUEST,
 } from "./errors.ts";
 export { uuidv7 } from "./ids.ts";
+export { Bounded } from "./bounded.ts";
 export { openDatabase, type Database, type Migrations, type PlatformTables } from "./db/database.ts";
 export { preparedQuery, type PreparedQuery } from "./db/prepared.ts";
 export { enqueueEvent, type OutgoingEvent } from "./events/outbox.ts";
