@@ -2,6 +2,7 @@
  * Runs at most `limit` of the given tasks at a time; the others wait their turn in order. For
  * work that is bounded by the CPU and costs memory while it runs (identity's argon2id hashes:
  * 19 MiB each), running more at once than there are cores adds no throughput, only memory.
+ * A service's business picks the limit; the queueing lives here.
  */
 export class Bounded {
   private readonly limit: number;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Bounded } from "../../src/domain/bounded.ts";
+import { Bounded } from "../../src/bounded.ts";
 
 /** A task that runs until the test releases it. */
 function gate<T>(value: T): { task: () => Promise<T>; started: Promise<void>; release: () => void } {
@@ -18,7 +18,7 @@ function gate<T>(value: T): { task: () => Promise<T>; started: Promise<void>; re
   };
 }
 
-describe("Bounded (identity's cap on argon2id hashes in flight)", () => {
+describe("Bounded (a cap on tasks in flight, e.g. identity's argon2id hashes)", () => {
   it("runs at most `limit` tasks at once and starts the waiting ones in order as slots free", async () => {
     const bounded = new Bounded(2);
     const gates = [gate("a"), gate("b"), gate("c"), gate("d")];
