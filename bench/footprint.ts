@@ -154,7 +154,7 @@ export const footprint: Benchmark = {
       },
       metrics,
       notes: [
-        "Each run starts the system twice: from the services' esbuild bundles (node --enable-source-maps --max-semi-space-size=8 services/<name>/dist/main.mjs, as the images run them) and from their .ts sources with type stripping (make dev, the same young-generation cap); the order alternates between runs.",
+        "Each run starts the system twice: from the services' esbuild bundles (node --max-semi-space-size=8 --expose-gc services/<name>/dist/main.mjs, as the images run them; the bundle maps its own stack traces) and from their .ts sources with type stripping (make dev, the same young-generation cap); the order alternates between runs.",
         "RSS is VmRSS from /proc/<pid>/status in MiB. Under load = the highest of samples every 100 ms during 3 s of sign-ins at concurrency 8 (identity's default argon2id, 19 MiB per hash in flight), GetOnlineCount at 16 in flight, and the events the sign-ins publish.",
         "Peers, idle beside the bundled system: the NestJS gRPC peer (compiled by tsc, its own SQLite file) and the Moleculer channels consumer (type stripping of one .ts file, connected to the same nats-server).",
         "Start to ready includes Node's start, loading the bundle (or type stripping the module graph), migrations on a fresh SQLite file, NATS connection and stream/consumer setup.",
