@@ -3,8 +3,8 @@
  * Builds each service into one ES module with esbuild: services/<name>/dist/main.mjs plus its
  * source map. Images and `make bench` run the bundle (no TypeScript type stripping at start, one
  * file to compile instead of a module graph: less memory, faster ready); `make dev` keeps running
- * the .ts sources. Stack traces still name the TypeScript files and lines: the images start Node
- * with --enable-source-maps.
+ * the .ts sources. Stack traces still name the TypeScript files and lines: the bundle maps its own
+ * frames through its source map, read on the first trace (services/platform/src/stack-traces.ts).
  *
  *   node scripts/bundle-services.ts [name...]   default: every services/<name>/src/main.ts
  *
@@ -44,6 +44,9 @@ export const APPS: Record<string, { entry: string; outfile: string }> = {
   loadgen: { entry: "loadgen/src/main.ts", outfile: "loadgen/dist/main.mjs" },
 };
 
+/** The longest line the minified bundle may have, in characters (see `lineLimit` below). */
+export const BUNDLE_LINE_LIMIT = 200;
+
 export function bundlePath(service: string): string {
   return path.join(ROOT, "services", service, "dist", "main.mjs");
 }
@@ -71,8 +74,16 @@ export interface BundleOptions {
 
 export async function bundleService(service: string, options: BundleOptions = {}): Promise<{ file: string; bytes: number }> {
   return bundle(bundlePath(service), options, {
-    // Dynamic imports keep the order: telemetry is registered before any tracer or meter is made.
-    contents: `await import("@meshwork/platform/telemetry-register.ts");\nawait import("./services/${service}/src/main.ts");\n`,
+    // Stack traces are mapped to the TypeScript from the first line on, the map read only when a
+    // trace is formatted (platform stack-traces.ts). Dynamic imports keep the order: telemetry is
+    // registered before any tracer or meter is made.
+    contents: [
+      'import { mapStackTracesLazily } from "@meshwork/platform/stack-traces.ts";',
+      "mapStackTracesLazily(import.meta.url);",
+      'await import("@meshwork/platform/telemetry-register.ts");',
+      `await import("./services/${service}/src/main.ts");`,
+      "",
+    ].join("\n"),
     resolveDir: ROOT,
     sourcefile: "bundle-entry.ts",
     loader: "ts",
@@ -101,6 +112,9 @@ async function bundle(outfile: string, options: BundleOptions, stdin: NonNullabl
     sourcesContent: false,
     legalComments: "none",
     minifyWhitespace: !options.readable,
+    // Short lines: an uncaught exception prints the source line it was thrown on (V8's message,
+    // not the mapped trace), which on a whitespace-minified bundle would be tens of kilobytes.
+    lineLimit: options.readable ? undefined : BUNDLE_LINE_LIMIT,
     logLevel: "warning",
     // CommonJS dependencies inside an ES module still call require() and read __dirname.
     banner: {
@@ -124,7 +138,8 @@ async function bundle(outfile: string, options: BundleOptions, stdin: NonNullabl
 }
 
 /**
- * Node parses a module's whole source map when it loads with --enable-source-maps and keeps it:
+ * Whoever maps a frame (platform stack-traces.ts, or Node with --enable-source-maps) parses the
+ * module's whole source map and keeps it:
  * for a bundle whose map also covers every dependency that was ~95 MiB of a service's idle RSS
  * (measured: 221 MiB with the full map, 126 MiB without). Stack frames inside dependencies then
  * point at the bundle itself, which is fine: what a reader needs is the TypeScript of Meshwork.

@@ -6,7 +6,7 @@ import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { bundlePath, bundleService, escapeNonAscii } from "../../scripts/bundle-services.ts";
-import { BUNDLE_NODE_FLAGS, ROOT } from "../../scripts/lib/system.ts";
+import { BUNDLE_NODE_FLAGS, ROOT, SERVICE_PROCESS_ENV } from "../../scripts/lib/system.ts";
 import { TestSystem } from "../support/harness.ts";
 
 /** Services run in images (and in make bench) from one esbuild bundle: scripts/bundle-services.ts. */
@@ -33,13 +33,16 @@ describe("a service bundled with esbuild", function () {
     assert.match(metrics, /rpc_server_duration/);
   });
 
-  it("names the TypeScript files and lines in stack traces (source maps)", () => {
-    const crashed = spawnSync(process.execPath, ["--enable-source-maps", bundlePath("presence")], { env: { ...process.env, RPC_PORT: "not-a-port" }, encoding: "utf8" });
+  it("names the TypeScript files and lines in stack traces, with the flags images use (no --enable-source-maps)", () => {
+    assert.ok(!BUNDLE_NODE_FLAGS.includes("--enable-source-maps"), "the bundle maps its own frames (platform stack-traces.ts)");
+    const crashed = spawnSync(process.execPath, [...BUNDLE_NODE_FLAGS, bundlePath("presence")], { env: { ...process.env, RPC_PORT: "not-a-port" }, encoding: "utf8" });
     assert.notEqual(crashed.status, 0);
     const frames = crashed.stderr.split("\n").filter((line) => line.trim().startsWith("at "));
     assert.match(frames[0] ?? "", /services\/platform\/src\/config\.ts:\d+:\d+/, crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/config\.ts:\d+/.test(frame)), crashed.stderr);
     assert.ok(frames.some((frame) => /services\/presence\/src\/main\.ts:\d+/.test(frame)), crashed.stderr);
+    // The source line Node prints above the trace is one of the bundle's short lines, not a whole minified module.
+    assert.ok(crashed.stderr.length < 4_000, `a crash prints a readable report (${crashed.stderr.length} characters)`);
   });
 
   it("runs with the same Node flags in images, in Tilt and here (BUNDLE_NODE_FLAGS)", () => {
@@ -47,6 +50,15 @@ describe("a service bundled with esbuild", function () {
     assert.deepEqual(JSON.parse(dockerfile.match(/^ENTRYPOINT (\[.*\])$/m)![1]!), ["node", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
     const tiltfile = fs.readFileSync(`${ROOT}/Tiltfile`, "utf8");
     assert.deepEqual(JSON.parse(tiltfile.match(/entrypoint=(\[.*\])/)![1]!.replaceAll("'", '"')), ["node", "--watch", ...BUNDLE_NODE_FLAGS, "service/dist/main.mjs"]);
+  });
+
+  it("starts with the same process environment in images (and so in Tilt) and here (SERVICE_PROCESS_ENV)", () => {
+    const dockerfile = fs.readFileSync(`${ROOT}/services/Dockerfile`, "utf8");
+    const imageEnv = Object.fromEntries([...dockerfile.matchAll(/(?:ENV |\\\n\s+)([A-Z_]+)=(\S+)/g)].map((match) => [match[1]!, match[2]!]));
+    for (const [name, value] of Object.entries(SERVICE_PROCESS_ENV)) assert.equal(imageEnv[name], value, `services/Dockerfile sets ${name}=${value}`);
+    // and the running service got it from the launcher
+    const environ = fs.readFileSync(`/proc/${system.pid("presence")}/environ`, "utf8").split("\0");
+    for (const [name, value] of Object.entries(SERVICE_PROCESS_ENV)) assert.ok(environ.includes(`${name}=${value}`), `presence runs with ${name}=${value}`);
   });
 
   it("is ASCII-only, so V8 holds its source text at one byte a character", () => {
