@@ -16,12 +16,14 @@ export function setSamplingPolicy(next: SamplingPolicy): void {
 }
 
 /**
- * False when a span started now, under `parent`, is certain not to be recorded: then a leaf span
- * need not be built at all. A leaf span's ids are never seen (it has no children and is not
- * propagated), so skipping it changes nothing observable, and saves its ids, attributes and
- * context work on every statement of a hot loop (bench/pipeline.ts).
+ * False when a span started now, under `parent`, is certain not to be recorded. Then a leaf span
+ * need not be built at all: its ids are never seen (it has no children and is not propagated), so
+ * skipping it changes nothing observable, and saves its ids, attributes and context work on every
+ * statement of a hot loop (bench/pipeline.ts). A span with children (the RPC SERVER span) still
+ * needs ids to propagate, but not the SDK's sampling, attribute and bookkeeping work
+ * (rpc/interceptors.ts builds it with `unrecordedSpan`).
  */
-export function leafSpanMayRecord(parent: Span | undefined): boolean {
+export function spanMayRecord(parent: Span | undefined): boolean {
   if (policy === "never") return false;
   if (policy === "follow-parent" && parent !== undefined) {
     // As ParentBasedSampler decides: by the parent's sampled flag when its context is valid.

@@ -4,10 +4,11 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { AlwaysOnSampler, InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TracerProvider, type Sampler } from "@opentelemetry/sdk-trace";
 import { sql, type Kysely } from "kysely";
 import { openDatabase, type Database, type PlatformTables } from "../../src/db/database.ts";
+import { preparedQuery } from "../../src/db/prepared.ts";
 import { applyOnce } from "../../src/events/consumer/apply.ts";
 import { applyBatch } from "../../src/events/consumer/batching.ts";
 import { defineConsumer } from "../../src/events/consumer/spec.ts";
-import { leafSpanMayRecord, setSamplingPolicy, type SamplingPolicy } from "../../src/tracing-policy.ts";
+import { spanMayRecord, setSamplingPolicy, type SamplingPolicy } from "../../src/tracing-policy.ts";
 
 interface Tables {
   seen: { event_id: string };
@@ -78,6 +79,24 @@ describe("database spans", () => {
     assert.doesNotMatch(String(span!.attributes["db.query.text"]), /secret-value/);
   });
 
+  it("records a prepared statement run on the idle connection, outside Kysely's executor, as it records any other", async () => {
+    useSampler(new ParentBasedSampler({ root: new AlwaysOnSampler() }), "follow-parent");
+    const seen = preparedQuery((db: Kysely<Tables>, id: string) => db.selectFrom("seen").select("event_id").where("event_id", "=", id));
+    let executorUsed = 0;
+    const executor = db().getExecutor();
+    const provideConnection = executor.provideConnection.bind(executor);
+    executor.provideConnection = (consumer) => (executorUsed++, provideConnection(consumer));
+    await underParent(true, () => seen.execute(db() as unknown as Kysely<Tables>, "secret-value"));
+    assert.equal(executorUsed, 0, "ran on the idle connection");
+    const [span] = await finishedSpans();
+    assert.equal(span?.name, "SELECT meshwork");
+    assert.equal(span!.parentSpanContext?.spanId, "b7ad6b7169203331");
+    assert.match(String(span!.attributes["db.query.text"]), /^select "event_id" from "seen" where "event_id" = \?$/);
+    exporter.reset();
+    await underParent(false, () => seen.execute(db() as unknown as Kysely<Tables>, "a"));
+    assert.deepEqual(await statements(), [], "and none under an unsampled parent");
+  });
+
   it("builds no span under an unsampled parent when the sampler follows the parent, and still runs the statement", async () => {
     useSampler(new ParentBasedSampler({ root: new AlwaysOnSampler() }), "follow-parent");
     const count = await underParent(false, async () => {
@@ -117,14 +136,14 @@ describe("which leaf spans may be recorded", () => {
 
   it("none when the process samples nothing, all when unsure, and as the parent is sampled when the sampler follows it", () => {
     setSamplingPolicy("never");
-    assert.equal(leafSpanMayRecord(parentSpan(true)), false);
-    assert.equal(leafSpanMayRecord(undefined), false);
+    assert.equal(spanMayRecord(parentSpan(true)), false);
+    assert.equal(spanMayRecord(undefined), false);
     setSamplingPolicy("independent");
-    assert.equal(leafSpanMayRecord(parentSpan(false)), true);
+    assert.equal(spanMayRecord(parentSpan(false)), true);
     setSamplingPolicy("follow-parent");
-    assert.equal(leafSpanMayRecord(parentSpan(true)), true);
-    assert.equal(leafSpanMayRecord(parentSpan(false)), false);
-    assert.equal(leafSpanMayRecord(undefined), true, "a root span is the root sampler's decision");
-    assert.equal(leafSpanMayRecord(trace.wrapSpanContext({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 })), true, "an invalid parent counts as none");
+    assert.equal(spanMayRecord(parentSpan(true)), true);
+    assert.equal(spanMayRecord(parentSpan(false)), false);
+    assert.equal(spanMayRecord(undefined), true, "a root span is the root sampler's decision");
+    assert.equal(spanMayRecord(trace.wrapSpanContext({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 })), true, "an invalid parent counts as none");
   });
 });
