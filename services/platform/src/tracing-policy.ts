@@ -1,4 +1,5 @@
-import { isSpanContextValid, TraceFlags, type Span } from "@opentelemetry/api";
+import { isSpanContextValid, trace, TraceFlags, type Span } from "@opentelemetry/api";
+import { RandomIdGenerator } from "@opentelemetry/sdk-trace";
 
 /**
  * What the process's sampler does with a span, as far as leaf spans (a database statement) need
@@ -31,4 +32,23 @@ export function spanMayRecord(parent: Span | undefined): boolean {
     if (isSpanContextValid(parentContext)) return (parentContext.traceFlags & TraceFlags.SAMPLED) !== 0;
   }
   return true;
+}
+
+const ids = new RandomIdGenerator();
+
+/**
+ * The span the SDK's tracer returns when its sampler decides not to record (Tracer.startSpan with
+ * a NOT_RECORD decision): a new span id under the parent's trace (a new trace id when there is no
+ * valid parent), not sampled, the parent's trace state kept. For a span that must exist for its
+ * children and logs, but that spanMayRecord says no sampler here will record.
+ */
+export function unrecordedSpan(parent: Span | undefined): Span {
+  const parentContext = parent?.spanContext();
+  const valid = parentContext !== undefined && isSpanContextValid(parentContext);
+  return trace.wrapSpanContext({
+    traceId: valid ? parentContext.traceId : ids.generateTraceId(),
+    spanId: ids.generateSpanId(),
+    traceFlags: TraceFlags.NONE,
+    traceState: valid ? parentContext.traceState : undefined,
+  });
 }

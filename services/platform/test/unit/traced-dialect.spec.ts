@@ -1,37 +1,20 @@
 import assert from "node:assert/strict";
 import { context, trace, TraceFlags, type Span } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { AlwaysOnSampler, InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TracerProvider, type Sampler } from "@opentelemetry/sdk-trace";
+import { AlwaysOnSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace";
 import { sql, type Kysely } from "kysely";
 import { openDatabase, type Database, type PlatformTables } from "../../src/db/database.ts";
 import { preparedQuery } from "../../src/db/prepared.ts";
 import { applyOnce } from "../../src/events/consumer/apply.ts";
 import { applyBatch } from "../../src/events/consumer/batching.ts";
 import { defineConsumer } from "../../src/events/consumer/spec.ts";
-import { spanMayRecord, setSamplingPolicy, type SamplingPolicy } from "../../src/tracing-policy.ts";
+import { spanMayRecord, setSamplingPolicy } from "../../src/tracing-policy.ts";
+import { finishedSpans, installTestTracing, spanExporter, useSampler } from "../support/tracing.ts";
 
 interface Tables {
   seen: { event_id: string };
 }
 
-const exporter = new InMemorySpanExporter();
-// The platform's modules hold tracers from the global provider, which can be registered once per
-// process; the sampler behind it is switched per test instead.
-let sampler: Sampler = new AlwaysOnSampler();
-/** The spans ended so far (SimpleSpanProcessor hands them to the exporter asynchronously). */
-async function finishedSpans() {
-  await processor.forceFlush();
-  return exporter.getFinishedSpans();
-}
-const switchable: Sampler = { shouldSample: (...args) => sampler.shouldSample(...args), toString: () => `switchable(${sampler.toString()})` };
-const processor = new SimpleSpanProcessor({ exporter });
-const provider = new TracerProvider({ sampler: switchable, spanProcessors: [processor] });
-
-/** Uses `next` as the process's sampler with the matching policy, as startTelemetry sets them. */
-function useSampler(next: Sampler, policy: SamplingPolicy): void {
-  sampler = next;
-  setSamplingPolicy(policy);
-}
+const exporter = spanExporter;
 
 /** A parent span that is sampled or not, whatever the sampler says (as a remote parent would be). */
 function parentSpan(sampled: boolean): Span {
@@ -49,15 +32,8 @@ describe("database spans", () => {
   const statements = async () => (await finishedSpans()).map((span) => span.attributes["db.operation.name"]);
   const underParent = <T>(sampled: boolean, work: () => Promise<T>) => context.with(trace.setSpan(context.active(), parentSpan(sampled)), work);
 
-  before(() => {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    assert.ok(trace.setGlobalTracerProvider(provider), "no other tracer provider registered");
-  });
-  after(() => {
-    trace.disable();
-    context.disable();
-    setSamplingPolicy("independent");
-  });
+  before(() => installTestTracing());
+  after(() => setSamplingPolicy("independent"));
   beforeEach(async () => {
     database = await openDatabase<Tables>("sqlite::memory:", {
       "0001_seen": { up: async (schema: Kysely<unknown>) => void (await schema.schema.createTable("seen").addColumn("event_id", "text").execute()) },
