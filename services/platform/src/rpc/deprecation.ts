@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Attributes } from "@opentelemetry/api";
 import { DEFAULT_DEPRECATION_WINDOW_DAYS, type DeprecatedApi } from "@meshwork/proto/deprecations.ts";
@@ -69,14 +70,15 @@ export function deprecationInterceptor(deprecations: Map<string, Deprecation>, n
   const headersByApi = new Map([...deprecations].map(([api, deprecation]) => [api, deprecationHeaders(deprecation)]));
   // A caller's attribute set is made once per method and kept frozen, so the metrics SDK hashes
   // it once (scripts/patch-dependencies.ts); bounded like the series the counters keep anyway.
-  const callerAttributes = new Map<string, Attributes>();
-  const attributesOf = (service: string, method: string, caller: string): Attributes => {
-    const key = `${service}/${method} ${caller}`;
-    let attributes = callerAttributes.get(key);
+  const callerAttributes = new WeakMap<DescMethod, Map<string, Attributes>>();
+  const attributesOf = (service: string, method: DescMethod, caller: string): Attributes => {
+    let byCaller = callerAttributes.get(method);
+    if (!byCaller) callerAttributes.set(method, (byCaller = new Map()));
+    let attributes = byCaller.get(caller);
     if (!attributes) {
-      if (callerAttributes.size >= 10_000) callerAttributes.clear();
-      attributes = Object.freeze({ "rpc.service": service, "rpc.method": method, "meshwork.caller": caller });
-      callerAttributes.set(key, attributes);
+      if (byCaller.size >= 10_000) byCaller.clear();
+      attributes = Object.freeze({ "rpc.service": service, "rpc.method": method.name, "meshwork.caller": caller });
+      byCaller.set(caller, attributes);
     }
     return attributes;
   };
@@ -85,7 +87,7 @@ export function deprecationInterceptor(deprecations: Map<string, Deprecation>, n
     if (!deprecation) return next(req);
     const principal = req.contextValues.get(principalKey);
     const caller = principal ? (principal.service ? `service:${principal.service}` : `user:${principal.userId}`) : "anonymous";
-    const attributes = attributesOf(req.service.typeName, req.method.name, caller);
+    const attributes = attributesOf(req.service.typeName, req.method, caller);
     const headers = headersByApi.get(req.service.typeName)!;
     if (now() >= deprecation.sunset.getTime()) {
       retiredCalls.add(1, attributes);
