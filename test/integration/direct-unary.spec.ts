@@ -209,6 +209,11 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
       assert.equal(ended.signal.aborted, true, "aborted once the call ended");
       assert.equal((ended.signal.reason as Error).name, "AbortError");
       assert.ok(ended.timeoutMs! > 50_000 && ended.timeoutMs! <= 60_000, `time left ${ended.timeoutMs}`);
+      // A deadline in microseconds: the time left is still whole milliseconds, as connect-es gives it.
+      const micro = await call(2, port, PATH, { "content-type": "application/grpc", te: "trailers", "grpc-timeout": "59999999u" }, envelope(0, request("watch-micro")));
+      assert.equal(micro.grpcStatus, "0");
+      const left = signals.get("watch-micro")!.timeoutMs!;
+      assert.ok(Number.isInteger(left) && left > 50_000 && left <= 60_000, `time left ${left}`);
 
       const session = http2.connect(`http://127.0.0.1:${port}`);
       session.on("error", () => undefined);

@@ -267,7 +267,8 @@ function startCall(route: UnaryRoute, exchange: Exchange, protocolName: "grpc" |
   let reason: unknown;
   let answered = false;
   let deadline: NodeJS.Timeout | undefined;
-  const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  // Whole milliseconds, as connect-es keeps the deadline (a Date): grpc-timeout may be in µs or ns.
+  const deadlineAt = timeoutMs === undefined ? undefined : Math.trunc(Date.now() + timeoutMs);
   const method = route.spec.method;
   const call: DirectCall = {
     method,
