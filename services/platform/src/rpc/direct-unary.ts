@@ -36,7 +36,8 @@ import { RecordHeaders } from "./record-headers.ts";
  * Unary calls served straight from Node's request and response, through the same request gate,
  * interceptors and implementations as connect-node, built from connect-es's own protocol pieces
  * (content types, timeouts, compression negotiation, envelopes, serialization limits, error
- * encodings, `invokeUnaryImplementation`), so every answer is the one connect-node would give.
+ * encodings), so every answer is the one connect-node would give. The handler context and the
+ * interceptor chain are this file's own (startCall, invoke), with connect-es's semantics.
  *
  * Why: connect-node runs every gRPC call, unary ones included, through its streaming pipeline (a
  * chain of async generators per call), and every call of any protocol through its universal
