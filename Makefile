@@ -49,7 +49,13 @@ node_modules/.installed: package.json package-lock.json $(wildcard */package.jso
 .tools/bin/helm:
 	scripts/install-tools.sh helm
 
-install: node_modules/.installed .tools/bin/nats-server ## install Node 24, npm packages and nats-server
+install: node_modules/.installed node_modules/.patched .tools/bin/nats-server ## install Node 24, npm packages and nats-server
+
+# npm ci runs the patches as postinstall; a patch added or changed later is applied to the
+# installed packages here, without reinstalling them (the script skips what is already patched).
+node_modules/.patched: node_modules/.installed scripts/patch-dependencies.ts
+	node scripts/patch-dependencies.ts
+	@touch $@
 
 CONSOLE_SOURCES := $(shell find console/src -type f 2>/dev/null) console/index.html console/vite.config.ts
 console/dist/index.html: $(CONSOLE_SOURCES) node_modules/.installed

@@ -20,9 +20,12 @@ export interface DependencyPatch {
   replacements: { from: string; to: string }[];
   /** Appended once at the end of each file (module scope, evaluated before any call). */
   append: string;
+  /** The comment `append` starts with: its presence means the file is patched. */
+  mark: string;
 }
 
 const MARK = "/* meshwork patch: call-ended abort reason */";
+const HASH_MARK = "/* meshwork patch: frozen attribute hashes */";
 const SHARED_REASON = `\n${MARK}\nconst MESHWORK_CALL_ENDED = new DOMException("This operation was aborted", "AbortError");\n`;
 const WHY =
   "AbortController.abort() without a reason builds a new DOMException, with a captured stack, every time a call ends (about 50 us per call on the bench machine, and garbage). The signal's reason stays an AbortError DOMException with the same name and message; only its identity is shared. Upstream (connect-es 2.3.0, the newest release) still aborts without a reason.";
@@ -38,6 +41,7 @@ export const PATCHES: DependencyPatch[] = [
       { from: "                : undefined);", to: "                : MESHWORK_CALL_ENDED);" },
     ],
     append: SHARED_REASON,
+    mark: MARK,
   },
   {
     package: "@connectrpc/connect",
@@ -46,6 +50,7 @@ export const PATCHES: DependencyPatch[] = [
     why: `Client side, once per call when it completes (internal service-to-service clients). ${WHY}`,
     replacements: [{ from: "            controller.abort();\n        },", to: "            controller.abort(MESHWORK_CALL_ENDED);\n        }," }],
     append: SHARED_REASON,
+    mark: MARK,
   },
   {
     package: "@connectrpc/connect",
@@ -54,11 +59,27 @@ export const PATCHES: DependencyPatch[] = [
     why: `Server side, once per call: every protocol's handler calls context.abort() without a reason when the call is done. ${WHY}`,
     replacements: [{ from: "abortController.abort(reason);", to: "abortController.abort(reason ?? MESHWORK_CALL_ENDED);" }],
     append: SHARED_REASON,
+    mark: MARK,
+  },
+  {
+    package: "@opentelemetry/sdk-metrics",
+    version: "3.1.0",
+    files: ["dist/utils.mjs", "dist/utils.cjs"],
+    why:
+      "Every measurement hashes its attribute set to find its series: the keys sorted, mapped and JSON-stringified, on every call (1-2 % of a service's CPU per RPC, docs/performance.md). A frozen attribute object whose values are all primitives cannot change, so its hash is kept in a WeakMap and computed once; the platform records RPC durations and deprecated calls with frozen sets made once per method, protocol, code and caller. Other objects are hashed as before. Upstream (3.1.0, the newest release) hashes every time.",
+    replacements: [
+      {
+        from: "function hashAttributes(attributes) {\n\tlet keys = Object.keys(attributes);\n\tif (keys.length === 0) return \"\";\n\tkeys = keys.sort();\n\treturn JSON.stringify(keys.map((key) => [key, attributes[key]]));\n}",
+        to: "function hashAttributes(attributes) {\n\tconst frozen = Object.isFrozen(attributes);\n\tif (frozen) {\n\t\tconst known = MESHWORK_FROZEN_HASHES.get(attributes);\n\t\tif (known !== undefined) return known;\n\t}\n\tlet keys = Object.keys(attributes);\n\tif (keys.length === 0) return \"\";\n\tkeys = keys.sort();\n\tconst hash = JSON.stringify(keys.map((key) => [key, attributes[key]]));\n\tif (frozen && keys.every((key) => typeof attributes[key] !== \"object\")) MESHWORK_FROZEN_HASHES.set(attributes, hash);\n\treturn hash;\n}",
+      },
+    ],
+    append: `\n${HASH_MARK}\nvar MESHWORK_FROZEN_HASHES = new WeakMap();\n`,
+    mark: HASH_MARK,
   },
 ];
 
-export function isApplied(text: string): boolean {
-  return text.includes(MARK);
+export function isApplied(text: string, mark: string): boolean {
+  return text.includes(mark);
 }
 
 /** Applies every patch under `nodeModules`; returns what it did, throws when a patch no longer fits. */
@@ -74,7 +95,7 @@ export function applyPatches(nodeModules: string): string[] {
     for (const file of patch.files) {
       const target = path.join(root, file);
       let text = fs.readFileSync(target, "utf8");
-      if (isApplied(text)) continue;
+      if (isApplied(text, patch.mark)) continue;
       for (const { from, to } of patch.replacements) {
         const count = text.split(from).length - 1;
         if (count !== 1) throw new Error(`${patch.package}/${file}: expected the text ${JSON.stringify(from)} once, found it ${count} times: upstream changed, review the patch`);
@@ -91,7 +112,7 @@ export function unapplied(nodeModules: string): string[] {
   return PATCHES.flatMap((patch) =>
     patch.files
       .map((file) => path.join(nodeModules, patch.package, file))
-      .filter((target) => fs.existsSync(target) && !isApplied(fs.readFileSync(target, "utf8"))),
+      .filter((target) => fs.existsSync(target) && !isApplied(fs.readFileSync(target, "utf8"), patch.mark)),
   );
 }
 

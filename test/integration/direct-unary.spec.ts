@@ -29,13 +29,24 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
     return res;
   };
 
+  // Passes on a request of its own, as an interceptor may: the handler must see what it carries.
+  const rewrite: Interceptor = (next) => (req) => {
+    if (!req.header.has("x-rewrite")) return next(req);
+    const header = new Headers(req.header);
+    header.set("x-rewritten", req.header.get("x-rewrite")!);
+    return next({ ...req, header });
+  };
+
+  /** The signal and time left each server's handler saw, by request id. */
+  const seen = { direct: new Map<string, { signal: AbortSignal; timeoutMs: number | undefined }>(), connectNode: new Map<string, { signal: AbortSignal; timeoutMs: number | undefined }>() };
+
   const start = (directUnary: boolean) =>
     startRpcServer({
       host: "127.0.0.1",
       port: 0,
       directUnary,
       allowedOrigins: ["https://app.example"],
-      interceptors: [requestDecodedInterceptor(), stamp],
+      interceptors: [requestDecodedInterceptor(), stamp, rewrite],
       // The platform's gate: refuses on the headers alone, and turns an undecodable body into INVALID_ARGUMENT.
       requestGate: requestGate(async (context) => {
         if (context.requestHeader.get("x-refuse")) throw new ConnectError("refused at the gate", Code.Unauthenticated);
@@ -45,6 +56,10 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
       routes: (router) =>
         router.service(AuditService, {
           async getEvent(req, ctx) {
+            if (req.id.startsWith("watch")) (directUnary ? seen.direct : seen.connectNode).set(req.id, { signal: ctx.signal, timeoutMs: ctx.timeoutMs() });
+            if (req.id === "watch-reset") await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+            const rewritten = ctx.requestHeader.get("x-rewritten");
+            if (rewritten) ctx.responseHeader.set("x-handler-saw", rewritten);
             switch (req.id) {
               case "fail":
                 throw new ConnectError("no such event", Code.NotFound, { "x-why": "it was never kept" }, [
@@ -186,6 +201,46 @@ describe("unary calls on the direct path answer exactly as connect-node does", f
     assert.equal(answer.event?.id, "after");
   });
 
+  it("gives the handler connect-node's signal: CANCELED when the caller resets, an AbortError once the call ended, the deadline's time left", async () => {
+    const client = (port: number) => createClient(AuditService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+    for (const [port, signals] of [[direct.port, seen.direct], [connectNode.port, seen.connectNode]] as const) {
+      await client(port).getEvent({ id: "watch-ended" }, { timeoutMs: 60_000 });
+      const ended = signals.get("watch-ended")!;
+      assert.equal(ended.signal.aborted, true, "aborted once the call ended");
+      assert.equal((ended.signal.reason as Error).name, "AbortError");
+      assert.ok(ended.timeoutMs! > 50_000 && ended.timeoutMs! <= 60_000, `time left ${ended.timeoutMs}`);
+      // A deadline in microseconds: the time left is still whole milliseconds, as connect-es gives it.
+      const micro = await call(2, port, PATH, { "content-type": "application/grpc", te: "trailers", "grpc-timeout": "59999999u" }, envelope(0, request("watch-micro")));
+      assert.equal(micro.grpcStatus, "0");
+      const left = signals.get("watch-micro")!.timeoutMs!;
+      assert.ok(Number.isInteger(left) && left > 50_000 && left <= 60_000, `time left ${left}`);
+
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on("error", () => undefined);
+      const stream = session.request({ ":method": "POST", ":path": PATH, "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      stream.end(envelope(0, request("watch-reset")));
+      await waitUntil(() => signals.has("watch-reset"));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      const reset = signals.get("watch-reset")!;
+      await waitUntil(() => reset.signal.aborted);
+      assert.equal((reset.signal.reason as ConnectError).code, Code.Canceled);
+      assert.equal(reset.timeoutMs, undefined);
+      session.close();
+    }
+  });
+
+  it("hands the handler the request an interceptor passed on", async () => {
+    for (const [protocol, headers, body] of [
+      ["gRPC", { "content-type": "application/grpc", te: "trailers", "x-rewrite": "by-interceptor" }, envelope(0, request("ok"))],
+      ["Connect", { "content-type": "application/proto", "x-rewrite": "by-interceptor" }, Buffer.from(request("ok"))],
+    ] as const) {
+      const [fromDirect, fromConnectNode] = await Promise.all([call(2, direct.port, PATH, headers, body), call(2, connectNode.port, PATH, headers, body)]);
+      assert.equal(fromDirect.headers["x-handler-saw"], "by-interceptor", protocol);
+      assert.deepEqual(fromDirect, fromConnectNode);
+    }
+  });
+
   it("serves generated clients, many calls in flight on one connection, over gRPC and Connect", async () => {
     const baseUrl = `http://127.0.0.1:${direct.port}`;
     for (const transport of [createGrpcTransport({ baseUrl }), createConnectTransport({ baseUrl, httpVersion: "2" }), createConnectTransport({ baseUrl, httpVersion: "1.1" })]) {
@@ -254,4 +309,11 @@ function call(httpVersion: 1 | 2, port: number, path: string, headers: Record<st
     });
     stream.end(body);
   });
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    if (waited > 5_000) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

@@ -1,4 +1,5 @@
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from "kysely";
+import { idleConnection } from "./traced-dialect.ts";
 
 /** A query built and compiled once, run with new values: see preparedQuery. */
 export interface PreparedQuery<DB, Args extends unknown[], Row> {
@@ -11,6 +12,9 @@ export interface PreparedQuery<DB, Args extends unknown[], Row> {
  * work (docs/performance.md measured it). `build` is run once per dialect with a placeholder for
  * each argument, and every later call only binds the values: the SQL text is the one Kysely would
  * have compiled, and the statement cache of the SQLite driver (db/database.ts) keeps it prepared.
+ * Outside a transaction on SQLite, it runs on the idle connection without Kysely's executor
+ * (traced-dialect.ts `idleConnection`): its connection provider, lock and result pass were most of
+ * what a prepared count cost beyond SQLite's own work (docs/performance.md, fifth round).
  *
  * An argument may only be used as a single value (Kysely sends it as one parameter): not as a
  * list for `in`, a table or column name, or in arithmetic. A use that does not end up as a
@@ -30,7 +34,10 @@ export function preparedQuery<DB, Args extends unknown[], Row>(
         compiled.set(adapter, entry);
       }
       const parameters = entry.slots.map((slot) => ("argument" in slot ? args[slot.argument] : slot.constant));
-      return await db.executeQuery<Row>({ ...entry.query, parameters });
+      const query: CompiledQuery<Row> = { ...entry.query, parameters };
+      // SQLite's connection, when it is free, runs the statement at once (traced-dialect.ts).
+      const connection = idleConnection(db);
+      return connection ? await connection.executeQuery<Row>(query) : await db.executeQuery<Row>(query);
     },
   };
 }

@@ -1,6 +1,6 @@
 import { SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
-import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, TransactionSettings } from "kysely";
-import { leafSpanMayRecord } from "../tracing-policy.ts";
+import type { CompiledQuery, DatabaseConnection, Dialect, Driver, Kysely, QueryCompiler, QueryResult, TransactionSettings } from "kysely";
+import { spanMayRecord } from "../tracing-policy.ts";
 import type { DatabaseKind } from "./database.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/db");
@@ -10,18 +10,61 @@ const tracer = trace.getTracer("@meshwork/platform/db");
  * conventions. The span gets the SQL text with its placeholders, never the parameter values.
  */
 export function tracedDialect(dialect: Dialect, kind: DatabaseKind, namespace = "meshwork"): Dialect {
+  // Kysely's constructor asks for its adapter and its driver once each: they are paired here so
+  // that idleConnection() can find a Kysely instance's driver from its executor's adapter.
+  let unpairedAdapter: object | undefined;
+  let unpairedDriver: TracedDriver | undefined;
+  const pair = () => {
+    if (unpairedAdapter && unpairedDriver) {
+      driversByAdapter.set(unpairedAdapter, unpairedDriver);
+      unpairedAdapter = unpairedDriver = undefined;
+    }
+  };
   return {
-    createAdapter: () => dialect.createAdapter(),
+    createAdapter: () => {
+      const adapter = dialect.createAdapter();
+      unpairedAdapter = adapter;
+      pair();
+      return adapter;
+    },
     createIntrospector: (db) => dialect.createIntrospector(db),
     createQueryCompiler: () => dialect.createQueryCompiler(),
-    createDriver: () => new TracedDriver(dialect.createDriver(), kind === "postgres" ? "postgresql" : "sqlite", namespace),
+    createDriver: () => {
+      unpairedDriver = new TracedDriver(dialect.createDriver(), kind === "postgres" ? "postgresql" : "sqlite", namespace);
+      pair();
+      return unpairedDriver;
+    },
   };
+}
+
+const driversByAdapter = new WeakMap<object, TracedDriver>();
+
+/**
+ * The connection a single statement may run on right now without Kysely's executor, or undefined
+ * when it must go through Kysely (`db.executeQuery`). Only for SQLite, whose one connection
+ * executes a statement synchronously: when no one holds the connection or waits for it (no
+ * transaction open, no statement in flight), a statement run on it at once is exactly what
+ * Kysely's executor would run after taking and giving back the connection's lock, minus a
+ * dozen promises. Never inside a transaction (`db` is a Transaction), nor with Kysely plugins
+ * (their result transforms would be skipped). The statement still gets its CLIENT span.
+ */
+export function idleConnection(db: Kysely<any>): DatabaseConnection | undefined {
+  if (db.isTransaction) return undefined;
+  const executor = db.getExecutor();
+  if (executor.plugins.length > 0) return undefined;
+  return driversByAdapter.get(executor.adapter)?.idleConnection();
 }
 
 class TracedDriver implements Driver {
   private readonly inner: Driver;
   private readonly system: string;
   private readonly namespace: string;
+  /** One wrapper per connection, kept with its span shapes (a pool hands out the same few). */
+  private readonly wrappers = new WeakMap<DatabaseConnection, TracedConnection>();
+  /** Acquisitions asked for and not yet released (waiting for the lock included). */
+  private held = 0;
+  /** SQLite's only connection, once Kysely has asked for it. */
+  private sqliteConnection: TracedConnection | undefined;
   constructor(inner: Driver, system: string, namespace: string) {
     this.inner = inner;
     this.system = system;
@@ -30,8 +73,25 @@ class TracedDriver implements Driver {
   init(): Promise<void> {
     return this.inner.init();
   }
+  idleConnection(): TracedConnection | undefined {
+    return this.held === 0 ? this.sqliteConnection : undefined;
+  }
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new TracedConnection(await this.inner.acquireConnection(), this.system, this.namespace);
+    this.held++;
+    let inner: DatabaseConnection;
+    try {
+      inner = await this.inner.acquireConnection();
+    } catch (error) {
+      this.held--;
+      throw error;
+    }
+    let wrapper = this.wrappers.get(inner);
+    if (!wrapper) {
+      wrapper = new TracedConnection(inner, this.system, this.namespace);
+      this.wrappers.set(inner, wrapper);
+    }
+    if (this.system === "sqlite") this.sqliteConnection = wrapper;
+    return wrapper;
   }
   beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     return this.inner.beginTransaction(unwrap(connection), settings);
@@ -52,10 +112,15 @@ class TracedDriver implements Driver {
   async releaseSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler["compileQuery"]): Promise<void> {
     await this.inner.releaseSavepoint!(unwrap(connection), name, compileQuery);
   }
-  releaseConnection(connection: DatabaseConnection): Promise<void> {
-    return this.inner.releaseConnection(unwrap(connection));
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.inner.releaseConnection(unwrap(connection));
+    } finally {
+      this.held--;
+    }
   }
   destroy(): Promise<void> {
+    this.sqliteConnection = undefined;
     return this.inner.destroy();
   }
 }
@@ -74,7 +139,7 @@ class TracedConnection implements DatabaseConnection {
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     // Transaction control (a consumer's per-event savepoints) is not traced, as begin and commit are not.
-    if (untracedQueries.has(compiledQuery) || !leafSpanMayRecord(trace.getActiveSpan())) return this.inner.executeQuery<R>(compiledQuery);
+    if (untracedQueries.has(compiledQuery) || !spanMayRecord(trace.getActiveSpan())) return this.inner.executeQuery<R>(compiledQuery);
     const shape = this.spanShape(compiledQuery);
     // Not made active: nothing runs inside a statement that could start a child span.
     const span = tracer.startSpan(shape.name, { kind: SpanKind.CLIENT, attributes: shape.attributes });

@@ -1,4 +1,6 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Attributes } from "@opentelemetry/api";
 import { DEFAULT_DEPRECATION_WINDOW_DAYS, type DeprecatedApi } from "@meshwork/proto/deprecations.ts";
 import { principalKey } from "../auth/authorize.ts";
 import { serviceMeter } from "../metrics.ts";
@@ -66,15 +68,26 @@ export function deprecationsInForce(table: readonly DeprecatedApi[], extensions 
 export function deprecationInterceptor(deprecations: Map<string, Deprecation>, now: () => number = Date.now): Interceptor {
   // The headers depend on the table alone: built once, not on every call of an old API.
   const headersByApi = new Map([...deprecations].map(([api, deprecation]) => [api, deprecationHeaders(deprecation)]));
+  // A caller's attribute set is made once per method and kept frozen, so the metrics SDK hashes
+  // it once (scripts/patch-dependencies.ts); bounded like the series the counters keep anyway.
+  const callerAttributes = new WeakMap<DescMethod, Map<string, Attributes>>();
+  const attributesOf = (service: string, method: DescMethod, caller: string): Attributes => {
+    let byCaller = callerAttributes.get(method);
+    if (!byCaller) callerAttributes.set(method, (byCaller = new Map()));
+    let attributes = byCaller.get(caller);
+    if (!attributes) {
+      if (byCaller.size >= 10_000) byCaller.clear();
+      attributes = Object.freeze({ "rpc.service": service, "rpc.method": method.name, "meshwork.caller": caller });
+      byCaller.set(caller, attributes);
+    }
+    return attributes;
+  };
   return (next) => async (req) => {
     const deprecation = deprecations.get(req.service.typeName);
     if (!deprecation) return next(req);
     const principal = req.contextValues.get(principalKey);
-    const attributes = {
-      "rpc.service": req.service.typeName,
-      "rpc.method": req.method.name,
-      "meshwork.caller": principal ? (principal.service ? `service:${principal.service}` : `user:${principal.userId}`) : "anonymous",
-    };
+    const caller = principal ? (principal.service ? `service:${principal.service}` : `user:${principal.userId}`) : "anonymous";
+    const attributes = attributesOf(req.service.typeName, req.method, caller);
     const headers = headersByApi.get(req.service.typeName)!;
     if (now() >= deprecation.sunset.getTime()) {
       retiredCalls.add(1, attributes);

@@ -1,17 +1,20 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
-import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod, type DescMethodUnary, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  createContextKey,
   createMethodImplSpec,
   createServiceImplSpec,
   type ConnectRouter,
   type ContextValues,
+  type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
+  type UnaryRequest,
+  type UnaryResponse,
 } from "@connectrpc/connect";
 import {
   compressionNegotiate,
@@ -19,20 +22,22 @@ import {
   encodeEnvelope,
   envelopeCompress,
   envelopeDecompress,
-  invokeUnaryImplementation,
   mergeNonProtocolHeaders,
   type Compression,
 } from "@connectrpc/connect/protocol";
 import * as connectProtocol from "@connectrpc/connect/protocol-connect";
 import * as grpcProtocol from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { abortHooks, type AbortHooks } from "./call-abort.ts";
 import type { JsonRequestOptions, RequestGate } from "./gate.ts";
+import { RecordHeaders } from "./record-headers.ts";
 
 /**
  * Unary calls served straight from Node's request and response, through the same request gate,
  * interceptors and implementations as connect-node, built from connect-es's own protocol pieces
  * (content types, timeouts, compression negotiation, envelopes, serialization limits, error
- * encodings, `invokeUnaryImplementation`), so every answer is the one connect-node would give.
+ * encodings), so every answer is the one connect-node would give. The handler context and the
+ * interceptor chain are this file's own (startCall, invoke), with connect-es's semantics.
  *
  * Why: connect-node runs every gRPC call, unary ones included, through its streaming pipeline (a
  * chain of async generators per call), and every call of any protocol through its universal
@@ -73,7 +78,8 @@ export interface DirectUnaryRoutes {
 /** One call's HTTP exchange, whichever of Node's APIs carries it. */
 interface Exchange {
   headers: http.IncomingHttpHeaders;
-  url: string;
+  /** The request's URL, for a handler that asks (built on demand). */
+  url(): string;
   httpVersion: 1 | 2;
   /** The request body. */
   body: Readable;
@@ -90,6 +96,8 @@ interface Exchange {
 interface UnaryRoute {
   spec: MethodImplSpec & { kind: "unary" };
   serialization: ReturnType<typeof createMethodSerializationLookup>;
+  /** The interceptors around the implementation, composed once (connect-es composes them per call). */
+  invoke: (request: UnaryRequest) => Promise<UnaryResponse>;
 }
 
 /** connect-node's defaults for a server (connect-node-adapter.ts, universal-handler.ts). */
@@ -105,7 +113,12 @@ export function directUnaryRoutes(options: DirectUnaryOptions): DirectUnaryRoute
 
   const add = (path: string, spec: MethodImplSpec) => {
     if (spec.kind !== "unary") return;
-    routes.set(path, { spec, serialization: createMethodSerializationLookup(spec.method as DescMethodUnary, undefined, options.jsonOptions, limits) });
+    const unary = spec as UnaryRoute["spec"];
+    routes.set(path, {
+      spec: unary,
+      serialization: createMethodSerializationLookup(spec.method as DescMethodUnary, undefined, options.jsonOptions, limits),
+      invoke: options.interceptors.reduceRight<Parameters<Interceptor>[0]>((next, interceptor) => interceptor(next), implementationOf(unary) as Parameters<Interceptor>[0]) as UnaryRoute["invoke"],
+    });
   };
 
   return {
@@ -174,7 +187,7 @@ function compatExchange(req: http.IncomingMessage | http2.Http2ServerRequest, re
   const http2Request = req instanceof http2.Http2ServerRequest ? req : undefined;
   return {
     headers: req.headers,
-    url: `http://${http2Request ? http2Request.authority : req.headers.host}${req.url}`,
+    url: () => `http://${http2Request ? http2Request.authority : req.headers.host}${req.url}`,
     httpVersion: http2Request ? 2 : 1,
     body: req,
     contextValues: options.contextValues(req.headers, req.socket?.remoteAddress),
@@ -202,7 +215,7 @@ function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.Incoming
   stream.on("error", () => undefined);
   return {
     headers,
-    url: `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
+    url: () => `http://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
     httpVersion: 2,
     body: stream,
     contextValues: options.contextValues(headers, stream.session?.socket?.remoteAddress),
@@ -220,100 +233,204 @@ function streamExchange(stream: http2.ServerHttp2Stream, headers: http2.Incoming
   };
 }
 
-/** The handler context connect-node would create for this call, and the answer's bookkeeping. */
-function startCall(route: UnaryRoute, exchange: Exchange, protocolName: "grpc" | "connect", timeoutMs: number | undefined, responseHeader: Record<string, string>, responseTrailer: Record<string, string>) {
-  // The call's signal ends when the exchange does, as connect-node's request signal does.
-  const requestAbort = new AbortController();
+/** The reason a call's signal carries when the call ended normally (as the dependency patch gives connect-es's). */
+const CALL_ENDED = new DOMException("This operation was aborted", "AbortError");
+
+/** Finds a call's context from its request, wherever an interceptor passed it on. */
+const directCallKey = createContextKey<DirectCall | undefined>(undefined, { description: "meshwork direct call" });
+
+type DirectCall = HandlerContext & AbortHooks & {
+  readonly requestHeader: RecordHeaders;
+  readonly responseHeader: RecordHeaders;
+  readonly responseTrailer: RecordHeaders;
+  /** The request the interceptors start from. */
+  request: UnaryRequest | undefined;
+  /** Aborts the call's signal (once; the first reason stays), as connect-es's context does. */
+  abort(reason?: unknown): void;
+  /** Marks the answer as about to be written: from then on, the caller leaving is not a cancellation. */
+  answering(): boolean;
+};
+
+/**
+ * The handler context connect-es's `createHandlerContext` would build for this call, with the same
+ * signal semantics (aborted with DEADLINE_EXCEEDED at the deadline, CANCELED when the caller goes
+ * first, an AbortError once the call ends), built for what a unary call on this path needs:
+ *
+ * - the signal's AbortController is made only when someone reads `signal`; until then abort()
+ *   only runs the hooks registered through call-abort.ts (the request gate's). Building a linked
+ *   controller for every call, and aborting it with an Event at the end, was ~5 % of the CPU per
+ *   call, and a unary handler rarely looks at its signal;
+ * - headers are RecordHeaders over Node's own record instead of three undici Headers.
+ */
+function startCall(route: UnaryRoute, exchange: Exchange, protocolName: "grpc" | "connect", timeoutMs: number | undefined, responseHeader: Record<string, string>, responseTrailer: Record<string, string> | undefined): DirectCall {
+  let controller: AbortController | undefined;
+  let aborted = false;
+  let reason: unknown;
   let answered = false;
-  exchange.onClose(() => {
-    if (!answered) requestAbort.abort(new ConnectError("the client ended the call", Code.Canceled));
-  });
-  const context = createHandlerContext({
-    ...route.spec,
-    service: route.spec.method.parent,
+  let deadline: NodeJS.Timeout | undefined;
+  // Whole milliseconds, as connect-es keeps the deadline (a Date): grpc-timeout may be in µs or ns.
+  const deadlineAt = timeoutMs === undefined ? undefined : Math.trunc(Date.now() + timeoutMs);
+  const method = route.spec.method;
+  const call: DirectCall = {
+    method,
+    service: method.parent,
     protocolName,
     requestMethod: "POST",
-    url: exchange.url,
-    timeoutMs,
-    requestSignal: requestAbort.signal,
-    requestHeader: requestHeaders(exchange.headers),
-    responseHeader,
-    responseTrailer,
-    contextValues: exchange.contextValues,
-  });
-  /** Whether the answer can still be written (the caller may have gone). */
-  const canAnswer = () => {
-    answered = true;
-    return exchange.canAnswer();
+    get url() {
+      return exchange.url();
+    },
+    requestHeader: RecordHeaders.fromNode(exchange.headers),
+    responseHeader: new RecordHeaders(responseHeader),
+    responseTrailer: new RecordHeaders(responseTrailer),
+    values: exchange.contextValues,
+    request: undefined,
+    [abortHooks]: [],
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (aborted) controller.abort(reason);
+      }
+      return controller.signal;
+    },
+    timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
+    abort(abortReason?: unknown) {
+      if (deadline !== undefined) clearTimeout(deadline);
+      if (aborted) return;
+      aborted = true;
+      reason = abortReason ?? CALL_ENDED;
+      // The hooks first: the gate's listener was registered before anything else could listen.
+      for (const hook of call[abortHooks]) hook(reason);
+      controller?.abort(reason);
+    },
+    answering() {
+      answered = true;
+      return exchange.canAnswer();
+    },
   };
-  return { context, canAnswer };
+  if (timeoutMs !== undefined) {
+    const expire = () => call.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    if (timeoutMs <= 0) expire();
+    else deadline = setTimeout(expire, timeoutMs);
+  }
+  // The call's signal ends when the exchange does, as connect-node's request signal does.
+  exchange.onClose(() => {
+    if (!answered) call.abort(new ConnectError("the client ended the call", Code.Canceled));
+  });
+  return call;
+}
+
+/** The implementation as the innermost step of the interceptor chain (connect-es's invokeUnaryImplementation). */
+function implementationOf(spec: UnaryRoute["spec"]): (request: UnaryRequest) => Promise<UnaryResponse> {
+  const output: DescMessage = spec.method.output;
+  return async (request) => {
+    const call = request.contextValues.get(directCallKey)!;
+    // An interceptor may have passed on a request of its own: the handler sees what it carries.
+    const context: HandlerContext = request === call.request ? call : { ...call, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
+    const message = create(output, await spec.impl(request.message, context));
+    return { stream: false, message, method: spec.method, service: spec.method.parent, header: call.responseHeader, trailer: call.responseTrailer } as UnaryResponse;
+  };
+}
+
+/** Runs the interceptors and the implementation; the answer's headers and trailers end up in the call's. */
+async function invoke(route: UnaryRoute, call: DirectCall, message: unknown): Promise<unknown> {
+  call.values.set(directCallKey, call);
+  const request = {
+    stream: false,
+    message,
+    method: route.spec.method,
+    service: call.service,
+    requestMethod: "POST",
+    get url() {
+      return call.url;
+    },
+    get signal() {
+      return call.signal;
+    },
+    header: call.requestHeader,
+    contextValues: call.values,
+  } as UnaryRequest;
+  call.request = request;
+  const response = await route.invoke(request);
+  if (response.header !== call.responseHeader) copyHeaders(response.header, call.responseHeader);
+  if (response.trailer !== call.responseTrailer) copyHeaders(response.trailer, call.responseTrailer);
+  return response.message;
+}
+
+function copyHeaders(from: Headers, to: Headers): void {
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
 }
 
 /** gRPC (binary, HTTP/2): connect-es's protocol-grpc handler, with the body as one envelope. */
 async function serveGrpc(route: UnaryRoute, exchange: Exchange, options: DirectUnaryOptions): Promise<void> {
-  const timeout = grpcProtocol.parseTimeout(header(exchange, grpcProtocol.headerTimeout), maxTimeoutMs);
-  const { context, canAnswer } = startCall(route, exchange, "grpc", timeout.timeoutMs, { "content-type": grpcProtocol.contentTypeProto }, { [grpcProtocol.headerGrpcStatus]: grpcProtocol.grpcStatusOk });
-  const compression = compressionNegotiate(acceptCompression, header(exchange, grpcProtocol.headerEncoding), header(exchange, grpcProtocol.headerAcceptEncoding), grpcProtocol.headerAcceptEncoding);
-  if (compression.response) context.responseHeader.set(grpcProtocol.headerEncoding, compression.response.name);
+  const timeout = grpcProtocol.parseTimeout(header(exchange, GRPC_TIMEOUT), maxTimeoutMs);
+  const call = startCall(route, exchange, "grpc", timeout.timeoutMs, { "content-type": grpcProtocol.contentTypeProto }, { [grpcProtocol.headerGrpcStatus]: grpcProtocol.grpcStatusOk });
+  const compression = compressionNegotiate(acceptCompression, header(exchange, GRPC_ENCODING), header(exchange, GRPC_ACCEPT_ENCODING), grpcProtocol.headerAcceptEncoding);
+  if (compression.response) call.responseHeader.set(grpcProtocol.headerEncoding, compression.response.name);
 
   let body: Uint8Array | undefined;
   try {
     // The gate runs on the headers: a call it refuses is never read.
-    await options.requestGate(context);
+    await options.requestGate(call);
     const bytes = await readEnvelope(exchange.body, options.readMaxBytes);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
     const envelope = await envelopeDecompress(bytes, compression.request, options.readMaxBytes);
     const input = route.serialization.getI(true).parse(envelope.data);
-    const output = await invokeUnaryImplementation(route.spec, context, input, options.interceptors);
-    const serialized = await envelopeCompress({ flags: 0, data: route.serialization.getO(true).serialize(output) }, compression.response, compressMinBytes);
-    body = encodeEnvelope(serialized.flags, serialized.data);
-    context.abort();
+    const output = await invoke(route, call, input);
+    const data = route.serialization.getO(true).serialize(output as never);
+    if (compression.response) {
+      const serialized = await envelopeCompress({ flags: 0, data }, compression.response, compressMinBytes);
+      body = encodeEnvelope(serialized.flags, serialized.data);
+    } else body = encodeEnvelope(0, data);
+    call.abort();
   } catch (error) {
     // The gate listens for this abort: a body that did not decode becomes INVALID_ARGUMENT there.
-    context.abort(error);
-    grpcProtocol.setTrailerStatus(context.responseTrailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
+    call.abort(error);
+    grpcProtocol.setTrailerStatus(call.responseTrailer, error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error));
   }
-  if (!canAnswer()) return;
-  exchange.answer(200, nodeHeaders(context.responseHeader), body, nodeHeaders(context.responseTrailer));
+  if (!call.answering()) return;
+  exchange.answer(200, call.responseHeader.toNode(), body, call.responseTrailer.toNode());
 }
 
 /** Connect unary POST (binary or JSON): connect-es's protocol-connect unary handler. */
 async function serveConnect(route: UnaryRoute, exchange: Exchange, binary: boolean, options: DirectUnaryOptions): Promise<void> {
-  const timeout = connectProtocol.parseTimeout(header(exchange, connectProtocol.headerTimeout), maxTimeoutMs);
+  const timeout = connectProtocol.parseTimeout(header(exchange, CONNECT_TIMEOUT), maxTimeoutMs);
   const contentType = binary ? connectProtocol.contentTypeUnaryProto : connectProtocol.contentTypeUnaryJson;
-  const { context, canAnswer } = startCall(route, exchange, "connect", timeout.timeoutMs, { "content-type": contentType }, {});
-  const compression = compressionNegotiate(acceptCompression, header(exchange, connectProtocol.headerUnaryEncoding), header(exchange, connectProtocol.headerUnaryAcceptEncoding), connectProtocol.headerUnaryAcceptEncoding);
+  const call = startCall(route, exchange, "connect", timeout.timeoutMs, { "content-type": contentType }, undefined);
+  const compression = compressionNegotiate(acceptCompression, header(exchange, CONNECT_ENCODING), header(exchange, CONNECT_ACCEPT_ENCODING), connectProtocol.headerUnaryAcceptEncoding);
 
   let status = 200;
   let body: Uint8Array;
   try {
-    await options.requestGate(context);
+    await options.requestGate(call);
     if (compression.error) throw compression.error;
     if (timeout.error) throw timeout.error;
-    let bytes = await readBody(exchange.body, options.readMaxBytes, header(exchange, connectProtocol.headerUnaryContentLength));
+    let bytes = await readBody(exchange.body, options.readMaxBytes, header(exchange, CONNECT_CONTENT_LENGTH));
     if (compression.request) bytes = await compression.request.decompress(bytes, options.readMaxBytes);
     const input = route.serialization.getI(binary).parse(bytes);
-    const output = await invokeUnaryImplementation(route.spec, context, input, options.interceptors);
-    body = route.serialization.getO(binary).serialize(output);
+    const output = await invoke(route, call, input);
+    body = route.serialization.getO(binary).serialize(output as never);
   } catch (error) {
-    context.abort(error);
+    call.abort(error);
     const connectError = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
     status = connectProtocol.codeToHttpStatus(connectError.code);
-    context.responseHeader.set(connectProtocol.headerContentType, connectProtocol.contentTypeUnaryJson);
-    if (!connectError.isWireError) mergeNonProtocolHeaders(context.responseHeader, connectError.metadata);
+    call.responseHeader.set(connectProtocol.headerContentType, connectProtocol.contentTypeUnaryJson);
+    if (!connectError.isWireError) mergeNonProtocolHeaders(call.responseHeader, connectError.metadata);
     body = connectProtocol.errorToJsonBytes(connectError, options.jsonOptions);
   } finally {
-    context.abort();
+    call.abort();
   }
   if (compression.response && body.byteLength >= compressMinBytes) {
     body = await compression.response.compress(body);
-    context.responseHeader.set(connectProtocol.headerUnaryEncoding, compression.response.name);
+    call.responseHeader.set(connectProtocol.headerUnaryEncoding, compression.response.name);
   }
-  const headers = connectProtocol.trailerMux(context.responseHeader, context.responseTrailer);
+  // connect-es's trailerMux: a unary answer carries its trailers as "trailer-" headers.
+  const headers = call.responseHeader;
+  call.responseTrailer.forEach((value, key) => headers.append(`trailer-${key}`, value));
   headers.set(connectProtocol.headerUnaryContentLength, body.byteLength.toString(10));
-  if (!canAnswer()) return;
-  exchange.answer(status, nodeHeaders(headers), body);
+  if (!call.answering()) return;
+  exchange.answer(status, headers.toNode(), body);
 }
 
 /**
@@ -409,27 +526,16 @@ function readBody(req: Readable, readMaxBytes: number, contentLength: string | n
   });
 }
 
-function header(exchange: Exchange, name: string): string | null {
-  const value = exchange.headers[name.toLowerCase()];
+/** The request headers the path reads, as Node names them (lowercase). */
+const GRPC_TIMEOUT = grpcProtocol.headerTimeout.toLowerCase();
+const GRPC_ENCODING = grpcProtocol.headerEncoding.toLowerCase();
+const GRPC_ACCEPT_ENCODING = grpcProtocol.headerAcceptEncoding.toLowerCase();
+const CONNECT_TIMEOUT = connectProtocol.headerTimeout.toLowerCase();
+const CONNECT_ENCODING = connectProtocol.headerUnaryEncoding.toLowerCase();
+const CONNECT_ACCEPT_ENCODING = connectProtocol.headerUnaryAcceptEncoding.toLowerCase();
+const CONNECT_CONTENT_LENGTH = connectProtocol.headerUnaryContentLength.toLowerCase();
+
+function header(exchange: Exchange, lowercaseName: string): string | null {
+  const value = exchange.headers[lowercaseName];
   return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
 }
-
-/** Request headers as the handler context sees them in connect-node: pseudo-headers left out. */
-function requestHeaders(headers: http.IncomingHttpHeaders): Headers {
-  const result = new Headers();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.startsWith(":") || value === undefined) continue;
-    if (Array.isArray(value)) for (const item of value) result.append(key, item);
-    else result.set(key, value);
-  }
-  return result;
-}
-
-function nodeHeaders(headers: Headers): http2.OutgoingHttpHeaders {
-  const result: http2.OutgoingHttpHeaders = {};
-  headers.forEach((value, key) => {
-    result[key] = value;
-  });
-  return result;
-}
-

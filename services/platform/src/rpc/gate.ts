@@ -2,6 +2,7 @@ import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { isDecodingFailure, malformedRequest, rewriteAsMalformedRequest } from "../errors.ts";
 import { rpcServerDuration } from "../metrics.ts";
+import { onCallAbort } from "./call-abort.ts";
 import { protocolOf } from "./interceptors.ts";
 
 /**
@@ -53,22 +54,17 @@ export function requestGate(authorize: (context: HandlerContext) => Promise<void
     const started = performance.now();
     const input: CallInput = { decoded: false };
     context.values.set(callInputKey, input);
-    context.signal.addEventListener(
-      "abort",
-      () => {
-        if (input.decoded) return;
-        const reason: unknown = context.signal.reason;
-        if (!(reason instanceof ConnectError)) return;
-        if (isDecodingFailure(reason)) rewriteAsMalformedRequest(reason);
-        rpcServerDuration.record(performance.now() - started, {
-          "rpc.service": context.service.typeName,
-          "rpc.method": context.method.name,
-          "rpc.protocol": protocolOf(context.requestHeader.get("content-type")),
-          code: Code[reason.code] ?? "unknown",
-        });
-      },
-      { once: true },
-    );
+    onCallAbort(context, (reason) => {
+      if (input.decoded) return;
+      if (!(reason instanceof ConnectError)) return;
+      if (isDecodingFailure(reason)) rewriteAsMalformedRequest(reason);
+      rpcServerDuration.record(performance.now() - started, {
+        "rpc.service": context.service.typeName,
+        "rpc.method": context.method.name,
+        "rpc.protocol": protocolOf(context.requestHeader.get("content-type")),
+        code: Code[reason.code] ?? "unknown",
+      });
+    });
     await authorize(context);
   };
 }

@@ -1,8 +1,10 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapGetter } from "@opentelemetry/api";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type TextMapGetter } from "@opentelemetry/api";
 import { DomainError, toConnectError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { rpcServerDuration } from "../metrics.ts";
+import { spanMayRecord, unrecordedSpan } from "../tracing-policy.ts";
 
 const tracer = trace.getTracer("@meshwork/platform/rpc");
 
@@ -14,45 +16,86 @@ const headerGetter: TextMapGetter<Headers> = {
 /**
  * A SERVER span and a duration sample for every call, whatever the protocol. The Connect adapter
  * on HTTP/2 is invisible to the auto-instrumentations, so this is where RPC telemetry lives.
+ *
+ * When the process's sampler cannot record this span (tracing-policy.ts: no exporter, or
+ * `always_off`, or a parent-based sampler under an unsampled parent), the span is the non-recording
+ * one the SDK would return, with fresh ids under the caller's trace, built without the SDK's
+ * sampling, attribute and bookkeeping work: its ids still reach logs, events and outgoing calls.
+ * The span's name and attributes and the duration's attribute sets are made once per method,
+ * protocol and code (frozen, so the metrics SDK hashes each set once: scripts/patch-dependencies.ts).
  */
 export function serverTelemetryInterceptor(): Interceptor {
   return (next) => async (req) => {
     const parent = propagation.extract(context.active(), req.header, headerGetter);
     const protocol = protocolOf(req.header.get("content-type"));
-    const service = req.service.typeName;
-    const method = req.method.name;
+    const shape = shapeOf(req.service, req.method);
     const started = performance.now();
-    return tracer.startActiveSpan(
-      `${service}/${method}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc",
-          "rpc.service": service,
-          "rpc.method": method,
-          "meshwork.rpc.protocol": protocol,
-        },
-      },
-      parent,
-      async (span) => {
-        let code = "ok";
-        try {
-          return await next(req);
-        } catch (error) {
-          // Already mapped by the innermost interceptor; `from` only narrows the type.
-          const connectError = ConnectError.from(error);
-          code = Code[connectError.code] ?? "unknown";
-          span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
-          throw connectError;
-        } finally {
-          span.setAttribute(protocol === "connect" ? "rpc.connect_rpc.error_code" : "rpc.grpc.status_code", code === "ok" ? 0 : code);
-          span.setAttribute("rpc.response.status_code", code);
-          rpcServerDuration.record(performance.now() - started, { "rpc.service": service, "rpc.method": method, "rpc.protocol": protocol, code });
-          span.end();
-        }
-      },
-    );
+    const parentSpan = trace.getSpan(parent);
+    if (!spanMayRecord(parentSpan)) {
+      let code = "ok";
+      try {
+        return await context.with(trace.setSpan(parent, unrecordedSpan(parentSpan)), next, undefined, req);
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        code = Code[connectError.code] ?? "unknown";
+        throw connectError;
+      } finally {
+        rpcServerDuration.record(performance.now() - started, shape.duration(protocol, code));
+      }
+    }
+    return tracer.startActiveSpan(shape.spanName, { kind: SpanKind.SERVER, attributes: shape.spanAttributes[protocol] }, parent, async (span) => {
+      let code = "ok";
+      try {
+        return await next(req);
+      } catch (error) {
+        // Already mapped by the innermost interceptor; `from` only narrows the type.
+        const connectError = ConnectError.from(error);
+        code = Code[connectError.code] ?? "unknown";
+        span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
+        throw connectError;
+      } finally {
+        span.setAttribute(protocol === "connect" ? "rpc.connect_rpc.error_code" : "rpc.grpc.status_code", code === "ok" ? 0 : code);
+        span.setAttribute("rpc.response.status_code", code);
+        rpcServerDuration.record(performance.now() - started, shape.duration(protocol, code));
+        span.end();
+      }
+    });
   };
+}
+
+type Protocol = ReturnType<typeof protocolOf>;
+
+/** What a method's span and duration samples carry, made once. */
+interface MethodShape {
+  spanName: string;
+  spanAttributes: Record<Protocol, Attributes>;
+  duration(protocol: Protocol, code: string): Attributes;
+}
+
+const shapes = new WeakMap<DescMethod, MethodShape>();
+
+function shapeOf(service: DescService, method: DescMethod): MethodShape {
+  let shape = shapes.get(method);
+  if (shape && method.parent === service) return shape;
+  const spanAttributes = (protocol: Protocol): Attributes =>
+    Object.freeze({ "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc", "rpc.service": service.typeName, "rpc.method": method.name, "meshwork.rpc.protocol": protocol });
+  // Codes are Connect's seventeen plus "ok" and "unknown": a bounded set per method and protocol.
+  const durations = new Map<string, Attributes>();
+  shape = {
+    spanName: `${service.typeName}/${method.name}`,
+    spanAttributes: { grpc: spanAttributes("grpc"), grpc_web: spanAttributes("grpc_web"), connect: spanAttributes("connect") },
+    duration(protocol, code) {
+      const key = `${protocol} ${code}`;
+      let attributes = durations.get(key);
+      if (!attributes) {
+        attributes = Object.freeze({ "rpc.service": service.typeName, "rpc.method": method.name, "rpc.protocol": protocol, code });
+        durations.set(key, attributes);
+      }
+      return attributes;
+    },
+  };
+  if (method.parent === service) shapes.set(method, shape);
+  return shape;
 }
 
 /**

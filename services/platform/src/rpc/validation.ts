@@ -1,5 +1,6 @@
-import { create, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { create, hasOption, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { createValidator, violationsToProto, type Validator } from "@bufbuild/protovalidate";
+import { message as messageRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /**
@@ -22,6 +23,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  */
 export function validationInterceptor(validator: Validator = createValidator({ failFast: true })): Interceptor {
   return (next) => async (req) => {
+    if (hasNoRules(req.method.input)) return next(req);
     if (!req.stream) {
       check(validator, req.method.input, req.message);
       return next(req);
@@ -29,6 +31,23 @@ export function validationInterceptor(validator: Validator = createValidator({ f
     return next({ ...req, message: checkEach(validator, req.method.input, req.message) });
   };
 }
+
+/**
+ * True for a message type with nothing a rule could apply to: no fields, no oneofs and no
+ * message-level buf.validate rules (an empty request, such as GetOnlineCount's). Validating it
+ * can only answer "valid", after a reflection of the message and a walk of an empty plan on every
+ * call. Any field, however unconstrained, keeps the validator in charge.
+ */
+function hasNoRules(schema: DescMessage): boolean {
+  let empty = emptyTypes.get(schema);
+  if (empty === undefined) {
+    empty = schema.fields.length === 0 && schema.oneofs.length === 0 && !hasOption(schema, messageRules);
+    emptyTypes.set(schema, empty);
+  }
+  return empty;
+}
+
+const emptyTypes = new WeakMap<DescMessage, boolean>();
 
 /** Compiles every request type's rules once, at start: a rule that does not compile stops the service. */
 export function assertRulesCompile(services: DescService[], validator: Validator = createValidator()): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { applyPatches, PATCHES, unapplied } from "../../../../scripts/patch-dependencies.ts";
 
 const nodeModules = path.resolve(import.meta.dirname, "../../../../node_modules");
@@ -16,6 +17,41 @@ describe("dependency patches (scripts/patch-dependencies.ts)", () => {
       const installed = JSON.parse(fs.readFileSync(path.join(nodeModules, patch.package, "package.json"), "utf8")).version;
       assert.equal(installed, patch.version, `${patch.package}: review the patch for ${installed}`);
     }
+  });
+
+  it("sdk-metrics hashes a frozen attribute set once, however often it is recorded, and any other object every time", async () => {
+    class Reader extends MetricReader {
+      protected async onForceFlush(): Promise<void> {}
+      protected async onShutdown(): Promise<void> {}
+    }
+    const reader = new Reader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const histogram = provider.getMeter("patch-test").createHistogram("test.duration");
+    /** An attribute set that counts how often its value is read (hashing reads every value). */
+    const counted = () => {
+      const reads = { count: 0 };
+      const attributes = {
+        get "rpc.method"() {
+          reads.count++;
+          return "GetOnlineCount";
+        },
+      };
+      return { attributes, reads };
+    };
+    const frozen = counted();
+    Object.freeze(frozen.attributes);
+    histogram.record(1, frozen.attributes);
+    const afterFirst = frozen.reads.count;
+    for (let call = 0; call < 5; call++) histogram.record(1, frozen.attributes);
+    assert.equal(frozen.reads.count, afterFirst, "no more reads after the first record");
+    const plain = counted();
+    for (let call = 0; call < 3; call++) histogram.record(1, plain.attributes);
+    assert.ok(plain.reads.count >= 3, "an object that may change is hashed on every record");
+    const { resourceMetrics } = await reader.collect();
+    const points = resourceMetrics.scopeMetrics[0]!.metrics[0]!.dataPoints;
+    assert.equal(points.length, 1, "both sets are the same series");
+    assert.equal((points[0]!.value as { count: number }).count, 9);
+    await provider.shutdown();
   });
 
   it("refuse to apply when the text they replace is gone (upstream changed it)", () => {

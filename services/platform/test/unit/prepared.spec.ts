@@ -7,6 +7,7 @@ import {
   PostgresQueryCompiler,
   type DatabaseConnection,
   type Driver,
+  type KyselyPlugin,
   type QueryResult,
 } from "kysely";
 import { openDatabase, type Database } from "../../src/db/database.ts";
@@ -58,6 +59,57 @@ describe("prepared queries", () => {
       })
       .catch(() => undefined);
     assert.deepEqual((await olderThan.execute(db(), 0)).rows, []);
+  });
+
+  /** Counts the statements that went through Kysely's executor (its connection provider). */
+  const countExecutorUse = (kysely: Kysely<Tables>) => {
+    const executor = kysely.getExecutor();
+    const provideConnection = executor.provideConnection.bind(executor);
+    const used = { count: 0 };
+    executor.provideConnection = (consumer) => (used.count++, provideConnection(consumer));
+    return used;
+  };
+
+  it("outside a transaction on SQLite, runs on the idle connection without Kysely's executor, with the same answer", async () => {
+    await insertPerson.execute(db(), "a", "Ada", 36);
+    const used = countExecutorUse(db());
+    assert.deepEqual((await olderThan.execute(db(), 30)).rows, [{ id: "a", name: "Ada" }]);
+    assert.equal((await insertPerson.execute(db(), "b", "Bob", 20)).numAffectedRows, 1n);
+    assert.equal(used.count, 0);
+    await db().transaction().execute((trx) => olderThan.execute(trx, 30));
+    assert.equal(used.count, 1, "a transaction keeps its own connection, through Kysely");
+  });
+
+  it("waits for an open transaction instead of reading inside it", async () => {
+    let commit!: () => void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    let inserted!: () => void;
+    const insertedInTransaction = new Promise<void>((resolve) => (inserted = resolve));
+    const transaction = db()
+      .transaction()
+      .execute(async (trx) => {
+        await insertPerson.execute(trx, "t", "Tess", 40);
+        inserted();
+        await committing;
+      });
+    await insertedInTransaction;
+    let answered = false;
+    const reading = olderThan.execute(db(), 30).then((result) => ((answered = true), result));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(answered, false, "the statement waits for the connection");
+    commit();
+    await transaction;
+    assert.deepEqual((await reading).rows, [{ id: "t", name: "Tess" }], "and then sees what was committed");
+  });
+
+  it("goes through Kysely's executor when plugins may transform its result", async () => {
+    await insertPerson.execute(db(), "a", "Ada", 36);
+    const shouting: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => ({ ...args.result, rows: args.result.rows.map((row) => ({ ...row, name: String(row["name"]).toUpperCase() })) }),
+    };
+    const withPlugin = db().withPlugin(shouting);
+    assert.deepEqual((await olderThan.execute(withPlugin, 30)).rows, [{ id: "a", name: "ADA" }]);
   });
 
   it("compiles once per dialect, binding where each numbers its placeholders", async () => {

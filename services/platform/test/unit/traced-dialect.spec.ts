@@ -1,36 +1,20 @@
 import assert from "node:assert/strict";
 import { context, trace, TraceFlags, type Span } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { AlwaysOnSampler, InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TracerProvider, type Sampler } from "@opentelemetry/sdk-trace";
+import { AlwaysOnSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace";
 import { sql, type Kysely } from "kysely";
 import { openDatabase, type Database, type PlatformTables } from "../../src/db/database.ts";
+import { preparedQuery } from "../../src/db/prepared.ts";
 import { applyOnce } from "../../src/events/consumer/apply.ts";
 import { applyBatch } from "../../src/events/consumer/batching.ts";
 import { defineConsumer } from "../../src/events/consumer/spec.ts";
-import { leafSpanMayRecord, setSamplingPolicy, type SamplingPolicy } from "../../src/tracing-policy.ts";
+import { spanMayRecord, setSamplingPolicy } from "../../src/tracing-policy.ts";
+import { finishedSpans, installTestTracing, spanExporter, useSampler } from "../support/tracing.ts";
 
 interface Tables {
   seen: { event_id: string };
 }
 
-const exporter = new InMemorySpanExporter();
-// The platform's modules hold tracers from the global provider, which can be registered once per
-// process; the sampler behind it is switched per test instead.
-let sampler: Sampler = new AlwaysOnSampler();
-/** The spans ended so far (SimpleSpanProcessor hands them to the exporter asynchronously). */
-async function finishedSpans() {
-  await processor.forceFlush();
-  return exporter.getFinishedSpans();
-}
-const switchable: Sampler = { shouldSample: (...args) => sampler.shouldSample(...args), toString: () => `switchable(${sampler.toString()})` };
-const processor = new SimpleSpanProcessor({ exporter });
-const provider = new TracerProvider({ sampler: switchable, spanProcessors: [processor] });
-
-/** Uses `next` as the process's sampler with the matching policy, as startTelemetry sets them. */
-function useSampler(next: Sampler, policy: SamplingPolicy): void {
-  sampler = next;
-  setSamplingPolicy(policy);
-}
+const exporter = spanExporter;
 
 /** A parent span that is sampled or not, whatever the sampler says (as a remote parent would be). */
 function parentSpan(sampled: boolean): Span {
@@ -48,15 +32,8 @@ describe("database spans", () => {
   const statements = async () => (await finishedSpans()).map((span) => span.attributes["db.operation.name"]);
   const underParent = <T>(sampled: boolean, work: () => Promise<T>) => context.with(trace.setSpan(context.active(), parentSpan(sampled)), work);
 
-  before(() => {
-    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-    assert.ok(trace.setGlobalTracerProvider(provider), "no other tracer provider registered");
-  });
-  after(() => {
-    trace.disable();
-    context.disable();
-    setSamplingPolicy("independent");
-  });
+  before(() => installTestTracing());
+  after(() => setSamplingPolicy("independent"));
   beforeEach(async () => {
     database = await openDatabase<Tables>("sqlite::memory:", {
       "0001_seen": { up: async (schema: Kysely<unknown>) => void (await schema.schema.createTable("seen").addColumn("event_id", "text").execute()) },
@@ -76,6 +53,24 @@ describe("database spans", () => {
     assert.equal(span!.attributes["db.system.name"], "sqlite");
     assert.match(String(span!.attributes["db.query.text"]), /^insert into "seen"/);
     assert.doesNotMatch(String(span!.attributes["db.query.text"]), /secret-value/);
+  });
+
+  it("records a prepared statement run on the idle connection, outside Kysely's executor, as it records any other", async () => {
+    useSampler(new ParentBasedSampler({ root: new AlwaysOnSampler() }), "follow-parent");
+    const seen = preparedQuery((db: Kysely<Tables>, id: string) => db.selectFrom("seen").select("event_id").where("event_id", "=", id));
+    let executorUsed = 0;
+    const executor = db().getExecutor();
+    const provideConnection = executor.provideConnection.bind(executor);
+    executor.provideConnection = (consumer) => (executorUsed++, provideConnection(consumer));
+    await underParent(true, () => seen.execute(db() as unknown as Kysely<Tables>, "secret-value"));
+    assert.equal(executorUsed, 0, "ran on the idle connection");
+    const [span] = await finishedSpans();
+    assert.equal(span?.name, "SELECT meshwork");
+    assert.equal(span!.parentSpanContext?.spanId, "b7ad6b7169203331");
+    assert.match(String(span!.attributes["db.query.text"]), /^select "event_id" from "seen" where "event_id" = \?$/);
+    exporter.reset();
+    await underParent(false, () => seen.execute(db() as unknown as Kysely<Tables>, "a"));
+    assert.deepEqual(await statements(), [], "and none under an unsampled parent");
   });
 
   it("builds no span under an unsampled parent when the sampler follows the parent, and still runs the statement", async () => {
@@ -117,14 +112,14 @@ describe("which leaf spans may be recorded", () => {
 
   it("none when the process samples nothing, all when unsure, and as the parent is sampled when the sampler follows it", () => {
     setSamplingPolicy("never");
-    assert.equal(leafSpanMayRecord(parentSpan(true)), false);
-    assert.equal(leafSpanMayRecord(undefined), false);
+    assert.equal(spanMayRecord(parentSpan(true)), false);
+    assert.equal(spanMayRecord(undefined), false);
     setSamplingPolicy("independent");
-    assert.equal(leafSpanMayRecord(parentSpan(false)), true);
+    assert.equal(spanMayRecord(parentSpan(false)), true);
     setSamplingPolicy("follow-parent");
-    assert.equal(leafSpanMayRecord(parentSpan(true)), true);
-    assert.equal(leafSpanMayRecord(parentSpan(false)), false);
-    assert.equal(leafSpanMayRecord(undefined), true, "a root span is the root sampler's decision");
-    assert.equal(leafSpanMayRecord(trace.wrapSpanContext({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 })), true, "an invalid parent counts as none");
+    assert.equal(spanMayRecord(parentSpan(true)), true);
+    assert.equal(spanMayRecord(parentSpan(false)), false);
+    assert.equal(spanMayRecord(undefined), true, "a root span is the root sampler's decision");
+    assert.equal(spanMayRecord(trace.wrapSpanContext({ traceId: "0".repeat(32), spanId: "0".repeat(16), traceFlags: 0 })), true, "an invalid parent counts as none");
   });
 });

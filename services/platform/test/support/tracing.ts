@@ -1,0 +1,39 @@
+import { context, propagation, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { AlwaysOnSampler, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type Sampler } from "@opentelemetry/sdk-trace";
+import { setSamplingPolicy, type SamplingPolicy } from "../../src/tracing-policy.ts";
+
+/**
+ * One tracer provider for every unit test in the process. The platform's modules hold tracers
+ * from the global provider, and a tracer binds to the first provider it sees (`trace.disable()`
+ * does not move it to the next one), so the provider is registered once and never swapped; the
+ * sampler behind it is switched per test instead.
+ */
+export const spanExporter = new InMemorySpanExporter();
+let sampler: Sampler = new AlwaysOnSampler();
+const switchable: Sampler = { shouldSample: (...args) => sampler.shouldSample(...args), toString: () => `switchable(${sampler.toString()})` };
+const processor = new SimpleSpanProcessor({ exporter: spanExporter });
+const provider = new TracerProvider({ sampler: switchable, spanProcessors: [processor] });
+let installed = false;
+
+/** Registers the provider, an AsyncLocalStorage context manager and the W3C propagator (once). */
+export function installTestTracing(): void {
+  if (installed) return;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  if (!trace.setGlobalTracerProvider(provider)) throw new Error("another tracer provider is registered");
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  installed = true;
+}
+
+/** Uses `next` as the process's sampler with the matching policy, as startTelemetry sets them. */
+export function useSampler(next: Sampler, policy: SamplingPolicy): void {
+  sampler = next;
+  setSamplingPolicy(policy);
+}
+
+/** The spans ended so far (SimpleSpanProcessor hands them to the exporter asynchronously). */
+export async function finishedSpans() {
+  await processor.forceFlush();
+  return spanExporter.getFinishedSpans();
+}
