@@ -77,6 +77,7 @@ export interface OutboxRelayOptions {
 export class OutboxRelay {
   private readonly options: Required<OutboxRelayOptions>;
   private wake: (() => void) | undefined;
+  private nudged = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -102,9 +103,19 @@ export class OutboxRelay {
     this.loop = this.run();
   }
 
-  /** Called after a commit that enqueued events, so they go out now rather than at the next poll. */
+  /**
+   * Called after a commit that enqueued events, so they go out now rather than at the next poll:
+   * once the current turn of the event loop is over (setImmediate), so that the caller's own work
+   * after its commit (the reply to the request that committed) is not interleaved with the relay's
+   * query and publish. Several nudges in one turn wake the relay once.
+   */
   nudge(): void {
-    this.wake?.();
+    if (this.nudged) return;
+    this.nudged = true;
+    setImmediate(() => {
+      this.nudged = false;
+      this.wake?.();
+    });
   }
 
   async stop(): Promise<void> {
