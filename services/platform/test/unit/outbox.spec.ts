@@ -82,17 +82,19 @@ describe("the outbox relay", () => {
     assert.equal((await relay!.backlog()).count, 0);
   });
 
-  it("wakes on a nudge once the nudging turn of the event loop is over, not at its next poll", async () => {
-    relay = new OutboxRelay({ db: database.db, isPostgres: false, publisher, source: "meshwork/test", log, idlePollMs: 60_000 });
+  it("wakes on a nudge after its short delay, once the nudging call's own work is done, not at its next poll", async () => {
+    relay = new OutboxRelay({ db: database.db, isPostgres: false, publisher, source: "meshwork/test", log, idlePollMs: 60_000, nudgeDelayMs: 20 });
     relay.start();
     await new Promise((resolve) => setTimeout(resolve, 30));
     const id = await enqueue("test.nudged", "a", 1);
+    const nudgedAt = performance.now();
     relay.nudge();
     relay.nudge();
     // The nudging caller's own continuations (its reply) run before the relay queries anything.
-    for (let turn = 0; turn < 50; turn++) await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
     assert.equal(publisher.published.length, 0);
     await until(() => publisher.published.length === 1);
+    assert.ok(performance.now() - nudgedAt >= 19, "not before the delay");
     assert.equal(publisher.published[0]!.id, id, "published long before the 60 s poll");
   });
 
