@@ -80,6 +80,7 @@ export class OutboxRelay {
   private readonly options: Required<OutboxRelayOptions>;
   private wake: (() => void) | undefined;
   private nudged = false;
+  private wakeRequested = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -118,14 +119,23 @@ export class OutboxRelay {
     this.nudged = true;
     setTimeout(() => {
       this.nudged = false;
-      this.wake?.();
+      this.wakeNow();
     }, this.options.nudgeDelayMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.nudge();
+    this.wakeNow();
     await this.loop;
+  }
+
+  /**
+   * Ends the relay's idle wait; while it is publishing, makes the next idle wait end at once, so
+   * an event committed during a publish (after its batch was read) is not left for the next poll.
+   */
+  private wakeNow(): void {
+    if (this.wake) this.wake();
+    else this.wakeRequested = true;
   }
 
   async backlog(): Promise<{ count: number; oldestAgeSeconds: number }> {
@@ -162,6 +172,10 @@ export class OutboxRelay {
   }
 
   private idle(): Promise<void> {
+    if (this.wakeRequested || this.stopped) {
+      this.wakeRequested = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(done, this.options.idlePollMs);
       const self = this;
