@@ -220,6 +220,23 @@ describe("token-based security", function () {
     const other = await identity.signIn({ email: "member@example.com", password: "member-passphrase-1" });
     assert.ok(other.accessToken, "other accounts are unaffected");
   });
+
+  it("clears an account's failures when it signs in, so only failures since the last success count", async () => {
+    const identity = system.client(IdentityService, "identity");
+    await identity.signUp({ email: "forgetful@example.com", password: "forgetful-passphrase-1", displayName: "Forgetful" });
+    const wrongGuesses = async (count: number) => {
+      for (let attempt = 0; attempt < count; attempt++) {
+        await assert.rejects(identity.signIn({ email: "forgetful@example.com", password: `wrong-${attempt}` }), (error: ConnectError) => error.code === Code.Unauthenticated);
+      }
+    };
+    // Two successes with no failure before them: there is nothing to clear (identity skips the write).
+    for (let success = 0; success < 2; success++) assert.ok((await identity.signIn({ email: "forgetful@example.com", password: "forgetful-passphrase-1" })).accessToken);
+    await wrongGuesses(9);
+    assert.ok((await identity.signIn({ email: "forgetful@example.com", password: "forgetful-passphrase-1" })).accessToken);
+    // Nine more: eighteen in the window, but one success in between cleared the first nine.
+    await wrongGuesses(9);
+    assert.ok((await identity.signIn({ email: "forgetful@example.com", password: "forgetful-passphrase-1" })).accessToken, "not throttled");
+  });
 });
 
 describe("sign-in timing", function () {

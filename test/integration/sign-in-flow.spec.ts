@@ -112,8 +112,12 @@ describe("the sign-in flow, end to end", function () {
   });
 
   it("answers a wrong password with Unauthenticated, emits nothing and leaves the count alone", async () => {
-    await system.signIn("edsger@example.com", "goto-considered-harmful");
     const jsm = await system.jsm();
+    const beforeSignIn = (await jsm.streams.info("IDENTITY")).state.last_seq;
+    await system.signIn("edsger@example.com", "goto-considered-harmful");
+    // The relay publishes a few milliseconds after the reply: wait for this SignedIn, then for presence.
+    const lastSignedIn = () => jsm.streams.getMessage("IDENTITY", { last_by_subj: "identity.v1.user.signed_in" }).then((message) => message?.seq ?? 0, () => 0);
+    await waitFor(async () => (await lastSignedIn()) > beforeSignIn, "the SignedIn event in the stream");
     await waitFor(async () => (await jsm.consumers.info("IDENTITY", "presence-projection")).num_pending === 0, "presence to catch up");
     const before = (await jsm.streams.info("IDENTITY")).state.last_seq;
     const countBefore = await onlineCount();

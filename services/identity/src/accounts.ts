@@ -97,24 +97,31 @@ export class Accounts {
   async signIn(input: { email: string; password: string }, clientAddress: string): Promise<SignedIn> {
     // Canonical, not validated: sign-in tells an attacker nothing about what an address may be.
     const email = canonicalEmail(input.email);
-    const wait = Math.max(await this.accountThrottle.retryAfterSeconds(email), await this.addressThrottle.retryAfterSeconds(clientAddress));
+    const account = await this.accountThrottle.check(email);
+    const wait = Math.max(account.retryAfterSeconds, await this.addressThrottle.retryAfterSeconds(clientAddress));
     if (wait > 0) {
       this.signIns.add(1, { outcome: "throttled" });
       throw new ResourceExhaustedError(`too many failed sign-ins; retry in ${wait} s`, wait);
     }
     const user = await findUserByEmail(this.context.database.db, email);
     const stored = user?.passwordHash ?? (await this.decoyHash);
+    const sessionId = uuidv7();
+    const expiresAt = new Date(Date.now() + this.context.config.ACCESS_TOKEN_TTL_SECONDS * 1000);
+    // The token is signed while the hash runs, on another pool thread, instead of after it: the
+    // ES256 signature then costs a sign-in no time (docs/performance.md, fifth round). It leaves
+    // this function only once the password has verified; otherwise it is dropped unseen.
+    const signing = user && !user.closureRequestedAt ? this.issueToken(user, sessionId, expiresAt) : undefined;
+    signing?.catch(() => undefined); // a failed attempt never awaits it; a success rethrows below
     const valid = await this.hashing.run(() => verify(stored, input.password)).catch(() => false);
     // An account being closed answers as a wrong password: no token, no SignedIn.
-    if (!user || !valid || user.closureRequestedAt) {
+    if (!user || !valid || !signing) {
       await Promise.all([this.accountThrottle.recordFailure(email), this.addressThrottle.recordFailure(clientAddress)]);
       this.signIns.add(1, { outcome: "invalid_credentials" });
       throw new UnauthenticatedError("invalid email or password");
     }
-    await this.accountThrottle.reset(email);
-    const sessionId = uuidv7();
-    const expiresAt = new Date(Date.now() + this.context.config.ACCESS_TOKEN_TTL_SECONDS * 1000);
-    const accessToken = await this.issueToken(user, sessionId, expiresAt);
+    // Nothing to clear when the check saw no failure in the window (one write less per sign-in).
+    if (account.failures > 0) await this.accountThrottle.reset(email);
+    const accessToken = await signing;
     await this.context.unitOfWork(async (trx) => {
       await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAt.getTime() });
       await userEvents.emit(trx, user.id, {

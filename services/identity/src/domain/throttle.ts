@@ -31,11 +31,20 @@ export class FailureThrottle {
 
   /** Seconds the key must wait before it may try again, or 0. */
   async retryAfterSeconds(key: string): Promise<number> {
+    return (await this.check(key)).retryAfterSeconds;
+  }
+
+  /**
+   * The key's failures inside the window and the seconds it must wait (0: it may try). A caller
+   * that saw no failures need not `reset` the key after a success: failures older than the window
+   * never count again, and `recordFailure` forgets them.
+   */
+  async check(key: string): Promise<{ failures: number; retryAfterSeconds: number }> {
     const now = this.now();
     const recent = await this.log.failuresAfter(this.keyOf(key), now - this.windowMs);
-    if (recent.length < this.limit) return 0;
+    if (recent.length < this.limit) return { failures: recent.length, retryAfterSeconds: 0 };
     const unlockAt = recent[recent.length - this.limit]! + this.windowMs;
-    return Math.max(1, Math.ceil((unlockAt - now) / 1000));
+    return { failures: recent.length, retryAfterSeconds: Math.max(1, Math.ceil((unlockAt - now) / 1000)) };
   }
 
   async recordFailure(key: string): Promise<void> {

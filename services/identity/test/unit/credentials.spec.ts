@@ -39,6 +39,19 @@ describe("the failure throttle", () => {
     assert.equal(await throttle.retryAfterSeconds("a"), 0);
   });
 
+  it("reports the failures inside the window with the wait, so a caller can skip a reset with nothing to clear", async () => {
+    let now = 0;
+    const throttle = new FailureThrottle({ log: new MemoryFailureLog(), scope: "account", limit: 2, windowMs: 60_000, now: () => now });
+    assert.deepEqual(await throttle.check("a"), { failures: 0, retryAfterSeconds: 0 });
+    await throttle.recordFailure("a");
+    assert.deepEqual(await throttle.check("a"), { failures: 1, retryAfterSeconds: 0 });
+    now = 10_000;
+    await throttle.recordFailure("a");
+    assert.deepEqual(await throttle.check("a"), { failures: 2, retryAfterSeconds: 50 });
+    now = 65_000;
+    assert.deepEqual(await throttle.check("a"), { failures: 1, retryAfterSeconds: 0 }, "the first failure left the window");
+  });
+
   it("forgets failures on reset", async () => {
     const throttle = new FailureThrottle({ log: new MemoryFailureLog(), scope: "account", limit: 1, windowMs: 60_000 });
     await throttle.recordFailure("a");

@@ -94,10 +94,23 @@ async function dialectFor(url: string): Promise<{ dialect: Dialect; kind: Databa
   // crash (the case our fault tests exercise) without an fsync per transaction.
   database.pragma("journal_mode = WAL");
   database.pragma("synchronous = NORMAL");
+  database.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   database.pragma("busy_timeout = 5000");
   database.pragma("foreign_keys = ON");
   return { dialect: new SqliteDialect({ database: withStatementCache(database) }), kind: "sqlite" };
 }
+
+/**
+ * SQLite checkpoints the WAL inside the commit that takes it past this many pages, on the event
+ * loop: it syncs the WAL, copies its pages into the database file and syncs that, 10-15 µs per
+ * page here (`bench/workers/consumer-loop.ts checkpoint`). At SQLite's default of 1,000 pages a
+ * consumer committing one event at a time (~7 pages each) stalled ~10 ms every ~145 events, and
+ * every event arriving meanwhile waited: the tail of the pipeline at 1,000 events/s. A quarter of
+ * that stalls ~4 ms four times as often, for the same work in all (docs/performance.md, fifth
+ * round). A checkpoint in a worker thread with its own connection would take it off the event
+ * loop altogether, but a worker thread costs ~15 MiB of resident memory per service (measured).
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 250;
 
 /**
  * Kysely prepares every query afresh; a service runs the same few dozen SQL texts over and over,

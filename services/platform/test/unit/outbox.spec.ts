@@ -9,8 +9,14 @@ import { createLogger } from "../../src/logger.ts";
 class RecordingPublisher implements EventPublisher {
   readonly published: { subject: string; id: string }[] = [];
   failures = 0;
+  /** While set, every publish waits for it (a PubAck that takes its time). */
+  hold: Promise<void> | undefined;
+  publishing = 0;
 
   async publish(subject: string, payload: Uint8Array, options: { msgID: string; headers: MsgHdrs }) {
+    this.publishing++;
+    await this.hold;
+    this.publishing--;
     if (this.failures > 0) {
       this.failures--;
       throw new Error("503 no responders");
@@ -31,6 +37,7 @@ describe("the outbox relay", () => {
   beforeEach(async () => {
     publisher.published.length = 0;
     publisher.failures = 0;
+    publisher.hold = undefined;
     database = await openDatabase<unknown>("sqlite::memory:", {});
   });
   afterEach(async () => {
@@ -80,6 +87,40 @@ describe("the outbox relay", () => {
     relay!.nudge();
     await until(() => publisher.published.length === 1);
     assert.equal((await relay!.backlog()).count, 0);
+  });
+
+  it("wakes on a nudge after its short delay, once the nudging call's own work is done, not at its next poll", async () => {
+    relay = new OutboxRelay({ db: database.db, isPostgres: false, publisher, source: "meshwork/test", log, idlePollMs: 60_000, nudgeDelayMs: 20 });
+    relay.start();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const id = await enqueue("test.nudged", "a", 1);
+    const nudgedAt = performance.now();
+    relay.nudge();
+    relay.nudge();
+    // The nudging caller's own continuations (its reply) run before the relay queries anything.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(publisher.published.length, 0);
+    await until(() => publisher.published.length === 1);
+    assert.ok(performance.now() - nudgedAt >= 19, "not before the delay");
+    assert.equal(publisher.published[0]!.id, id, "published long before the 60 s poll");
+  });
+
+  it("publishes an event committed while a publish is in flight right after it, not at the next poll", async () => {
+    relay = new OutboxRelay({ db: database.db, isPostgres: false, publisher, source: "meshwork/test", log, idlePollMs: 60_000, nudgeDelayMs: 0 });
+    relay.start();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    let release!: () => void;
+    publisher.hold = new Promise((resolve) => (release = resolve));
+    const first = await enqueue("test.first", "a", 1);
+    relay.nudge();
+    await until(() => publisher.publishing === 1);
+    // Committed after the relay read its batch, nudged while it waits for the PubAck.
+    const second = await enqueue("test.second", "b", 2);
+    relay.nudge();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    await until(() => publisher.published.length === 2);
+    assert.deepEqual(publisher.published.map((event) => event.id), [first, second]);
   });
 
   it("publishes an event committed while it idles as soon as it is nudged", async () => {
