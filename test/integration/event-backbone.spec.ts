@@ -148,7 +148,9 @@ describe("the event backbone under faults", function () {
     await publishUserEvent(connection, signedIn("poison-user", "poison-session"), undefined, poisonId);
     for (let index = 0; index < 5; index++) await publishUserEvent(connection, signedIn(`behind-${index}`, `behind-session-${index}`));
     await waitFor(async () => (await onlineCount()) === countBefore + 5, "the events behind the poison message", 2_000);
-    await waitFor(async () => (await listDeadLetters(connection, "presence-projection")).length === 1, "the dead letter", 15_000, 200);
+    // The redelivery backoff alone is 6.2 s (200 ms, 1 s, 5 s: consumer/spec.ts); on a busy CI
+    // machine each delivery also waits for a CPU, so the wait leaves room beyond that schedule.
+    await waitFor(async () => (await listDeadLetters(connection, "presence-projection")).length === 1, "the dead letter", 40_000, 200);
     const [letter] = await listDeadLetters(connection, "presence-projection");
     assert.equal(letter!.eventId, poisonId);
     assert.equal(letter!.deliveries, 4);
