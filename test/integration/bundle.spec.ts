@@ -4,6 +4,7 @@ import fs from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Health } from "@meshwork/proto/grpc/health/v1/health_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@meshwork/proto/grpc/health/v1/health_pb.js";
+import { IdentityService } from "@meshwork/proto/meshwork/identity/v1/identity_pb.js";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { bundlePath, bundleService, escapeNonAscii } from "../../scripts/bundle-services.ts";
 import { BUNDLE_NODE_FLAGS, ROOT, SERVICE_PROCESS_ENV } from "../../scripts/lib/system.ts";
@@ -31,6 +32,15 @@ describe("a service bundled with esbuild", function () {
     // The telemetry SDK was registered before the platform made its meters (bundle order).
     const metrics = await (await fetch(`${system.adminUrl("presence")}/metrics`)).text();
     assert.match(metrics, /rpc_server_duration/);
+  });
+
+  it("validates requests, with the validation stack the bundle imports on a request's first call", async () => {
+    // rpc/validation.ts loads @bufbuild/protovalidate with import(): in the bundle esbuild keeps it
+    // behind a lazy initialiser, which the first validated call runs.
+    await assert.rejects(
+      system.client(IdentityService, "identity", "grpc").signIn({ email: "", password: "x" }),
+      (error: ConnectError) => error.code === Code.InvalidArgument && /email: .*\[string\.min_len\]/.test(error.rawMessage),
+    );
   });
 
   it("names the TypeScript files and lines in stack traces, with the flags images use (no --enable-source-maps)", () => {

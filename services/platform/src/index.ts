@@ -33,4 +33,4 @@ export { listDeadLetters, replayDeadLetter, type DeadLetter } from "./events/dea
 export { clientTelemetryInterceptor, createServiceClient, retryRefusedStreams } from "./rpc/client.ts";
 export { deprecationsInForce, overdueApis, RETIREMENT_GRACE_DAYS, type Deprecation, type OverdueApi } from "./rpc/deprecation.ts";
 export { CORS_ALLOWED_HEADERS, CORS_ALLOWED_METHODS, CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS } from "./rpc/cors.ts";
-export { contractViolations } from "./rpc/validation.ts";
+export { contractViolations } from "./rpc/contract-violations.ts";

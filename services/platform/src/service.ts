@@ -102,7 +102,7 @@ export async function runService<Tables, Config extends BaseConfig>(
   if (process.argv.includes("--check-config")) {
     // The image build runs this: a buf.validate rule that does not compile fails it here (and in
     // the unit tests), not at start, where compiling every rule cost most of the start's CPU.
-    assertRulesCompile(definition.services);
+    await assertRulesCompile(definition.services);
     console.log(`${name}: configuration is valid`);
     process.exit(0);
   }

@@ -1,6 +1,5 @@
 import { create, hasOption, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { createValidator, violationsToProto, type Validator } from "@bufbuild/protovalidate";
-import { message as messageRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Validator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /**
@@ -20,16 +19,52 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  * in proto/gen) and in each service's `--check-config` (the image build runs it), not at start:
  * compiling every rule there was the largest part of a service's start CPU (docs/performance.md);
  * each request type's rules compile on its first call.
+ *
+ * The validation stack itself (`@bufbuild/protovalidate` with its CEL interpreter and RE2 engine,
+ * 591 KiB of presence's readable bundle) is loaded on the first call too, not at start: see `loadValidationStack`.
+ * That first call waits for it and is validated like every other; `validator` is for tests.
  */
-export function validationInterceptor(validator: Validator = createValidator({ failFast: true })): Interceptor {
+export function validationInterceptor(validator?: Validator): Interceptor {
+  let loaded: { validator: Validator; stack: ValidationStack } | undefined;
+  const load = async () => {
+    const stack = await loadValidationStack();
+    return (loaded ??= { validator: validator ?? stack.createValidator({ failFast: true }), stack });
+  };
   return (next) => async (req) => {
-    if (hasNoRules(req.method.input)) return next(req);
+    const { validator, stack } = loaded ?? (await load());
+    if (hasNoRules(req.method.input, stack)) return next(req);
     if (!req.stream) {
-      check(validator, req.method.input, req.message);
+      check(validator, stack, req.method.input, req.message);
       return next(req);
     }
-    return next({ ...req, message: checkEach(validator, req.method.input, req.message) });
+    return next({ ...req, message: checkEach(validator, stack, req.method.input, req.message) });
   };
+}
+
+/** What this module uses of the validation stack, once it is loaded. */
+interface ValidationStack {
+  createValidator: typeof import("@bufbuild/protovalidate").createValidator;
+  violationsToProto: typeof import("@bufbuild/protovalidate").violationsToProto;
+  messageRules: typeof import("@bufbuild/protovalidate/gen/buf/validate/validate_pb.js").message;
+}
+
+let validationStack: Promise<ValidationStack> | undefined;
+
+/**
+ * The validation stack, imported on first use (then shared). Statically imported, its modules
+ * were initialised at every start (its CEL standard library, RE2's tables, the generated
+ * validate_pb descriptors), though no rule runs before the first request. In a service's bundle
+ * esbuild keeps the code in the same file behind a lazy initialiser: this defers that work and
+ * what it allocates, not V8's parsing of the text (docs/performance.md, fifth round).
+ */
+export function loadValidationStack(): Promise<ValidationStack> {
+  return (validationStack ??= Promise.all([import("@bufbuild/protovalidate"), import("@bufbuild/protovalidate/gen/buf/validate/validate_pb.js")]).then(
+    ([protovalidate, generated]) => ({
+      createValidator: protovalidate.createValidator,
+      violationsToProto: protovalidate.violationsToProto,
+      messageRules: generated.message,
+    }),
+  ));
 }
 
 /**
@@ -38,10 +73,10 @@ export function validationInterceptor(validator: Validator = createValidator({ f
  * can only answer "valid", after a reflection of the message and a walk of an empty plan on every
  * call. Any field, however unconstrained, keeps the validator in charge.
  */
-function hasNoRules(schema: DescMessage): boolean {
+function hasNoRules(schema: DescMessage, stack: ValidationStack): boolean {
   let empty = emptyTypes.get(schema);
   if (empty === undefined) {
-    empty = schema.fields.length === 0 && schema.oneofs.length === 0 && !hasOption(schema, messageRules);
+    empty = schema.fields.length === 0 && schema.oneofs.length === 0 && !hasOption(schema, stack.messageRules);
     emptyTypes.set(schema, empty);
   }
   return empty;
@@ -49,42 +84,31 @@ function hasNoRules(schema: DescMessage): boolean {
 
 const emptyTypes = new WeakMap<DescMessage, boolean>();
 
-/** Compiles every request type's rules once, at start: a rule that does not compile stops the service. */
-export function assertRulesCompile(services: DescService[], validator: Validator = createValidator()): void {
+/**
+ * Compiles every request type's rules: for `--check-config` (the image build runs it) and the unit
+ * tests; a rule that does not compile is an error naming its message.
+ */
+export async function assertRulesCompile(services: DescService[], validator?: Validator): Promise<void> {
+  const rules = validator ?? (await loadValidationStack()).createValidator();
   for (const service of services) {
     for (const method of service.methods) {
-      const result = validator.validate(method.input, create(method.input));
+      const result = rules.validate(method.input, create(method.input));
       if (result.kind === "error") throw new Error(`validation rules of ${method.input.typeName} do not compile: ${result.error.message}`);
     }
   }
 }
 
-/**
- * Every contract violation of a message, as "field: rule" lines (empty when it is valid): for
- * services' tests of their own rules, and for any Node client that checks before it sends.
- */
-export function contractViolations<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, validator: Validator = sharedValidator()): string[] {
-  const result = validator.validate(schema, message);
-  if (result.kind === "error") throw result.error;
-  return result.kind === "invalid" ? result.violations.map((violation) => violation.toString()) : [];
-}
-
-let validatorForChecks: Validator | undefined;
-function sharedValidator(): Validator {
-  return (validatorForChecks ??= createValidator());
-}
-
-function check<Desc extends DescMessage>(validator: Validator, schema: Desc, message: MessageShape<Desc>): void {
+function check<Desc extends DescMessage>(validator: Validator, stack: ValidationStack, schema: Desc, message: MessageShape<Desc>): void {
   const result = validator.validate(schema, message);
   if (result.kind === "valid") return;
   if (result.kind === "error") throw new ConnectError("internal error", Code.Internal, undefined, undefined, result.error);
-  const [detail, desc] = violationsToProto(result.violations);
+  const [detail, desc] = stack.violationsToProto(result.violations);
   throw new ConnectError(`invalid request: ${result.violations.map((violation) => violation.toString()).join("; ")}`, Code.InvalidArgument, undefined, [{ desc, value: detail }]);
 }
 
-async function* checkEach<Desc extends DescMessage>(validator: Validator, schema: Desc, messages: AsyncIterable<MessageShape<Desc>>): AsyncIterable<MessageShape<Desc>> {
+async function* checkEach<Desc extends DescMessage>(validator: Validator, stack: ValidationStack, schema: Desc, messages: AsyncIterable<MessageShape<Desc>>): AsyncIterable<MessageShape<Desc>> {
   for await (const message of messages) {
-    check(validator, schema, message);
+    check(validator, stack, schema, message);
     yield message;
   }
 }

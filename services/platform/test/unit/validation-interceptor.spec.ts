@@ -58,4 +58,20 @@ describe("the validation interceptor", () => {
     await assert.rejects(run(validator, input, create(input)), (error: ConnectError) => error.code === Code.InvalidArgument && /never valid/.test(error.rawMessage));
     assert.equal(calls.count, 1);
   });
+
+  it("validates the very first call of a fresh interceptor, which loads the validation stack on that call", async () => {
+    // A new interceptor without a validator, as the server pipeline makes it: its validator is
+    // made on this call, after the stack's import, and the call waits for both.
+    const input = AuditService.method.getEvent.input;
+    const request = { stream: false, message: create(input, { id: "not-a-uuid" }), method: { input }, service: {}, header: new Headers() } as unknown as UnaryRequest;
+    let reached = false;
+    await assert.rejects(
+      validationInterceptor()(async () => ((reached = true), {}) as never)(request),
+      (error: ConnectError) => error.code === Code.InvalidArgument && /^id: .*\[string\.uuid\]/.test(error.rawMessage.replace(/^invalid request: /, "")),
+    );
+    assert.equal(reached, false);
+    // and a valid first call of another fresh interceptor reaches the handler
+    const valid = { ...request, message: create(input, { id: "01890a5d-ac96-774b-bcce-b302099a8057" }) } as UnaryRequest;
+    assert.equal(await validationInterceptor()(async () => ((reached = true), {}) as never)(valid).then(() => reached), true);
+  });
 });
