@@ -6,7 +6,8 @@ import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
 /**
  * An OTLP ExportTraceServiceRequest in protobuf, the same bytes as
  * @opentelemetry/otlp-transformer's ProtobufTraceSerializer writes for the same spans (same
- * fields, same order: otlp-protobuf.spec.ts compares the two), with less work per span.
+ * fields, same order: otlp-protobuf.spec.ts compares the two, and jaeger-traces.spec.ts has
+ * Jaeger's OTLP receiver read it), with less work per span.
  * With every call sampled, the SDK's serializer was the largest part of tracing's cost: it walks
  * every span twice (a size estimate, then the write), copies every string into the buffer one
  * character at a time on each pass, and allocates an array per id. Here one pass writes into a
