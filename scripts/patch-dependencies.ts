@@ -26,6 +26,7 @@ export interface DependencyPatch {
 
 const MARK = "/* meshwork patch: call-ended abort reason */";
 const HASH_MARK = "/* meshwork patch: frozen attribute hashes */";
+const ANY_VALUE_MARK = "/* meshwork patch: primitive attribute values */";
 const SHARED_REASON = `\n${MARK}\nconst MESHWORK_CALL_ENDED = new DOMException("This operation was aborted", "AbortError");\n`;
 const WHY =
   "AbortController.abort() without a reason builds a new DOMException, with a captured stack, every time a call ends (about 50 us per call on the bench machine, and garbage). The signal's reason stays an AbortError DOMException with the same name and message; only its identity is shared. Upstream (connect-es 2.3.0, the newest release) still aborts without a reason.";
@@ -75,6 +76,21 @@ export const PATCHES: DependencyPatch[] = [
     ],
     append: `\n${HASH_MARK}\nvar MESHWORK_FROZEN_HASHES = new WeakMap();\n`,
     mark: HASH_MARK,
+  },
+  {
+    package: "@opentelemetry/core",
+    version: "3.1.0",
+    files: ["dist/common/attributes.mjs", "dist/common/attributes.cjs"],
+    why:
+      "The tracer checks every attribute value of a span it starts twice (cleanAttributes before and after sampling) and once more per setAttribute, and each check allocates a WeakSet (to detect cycles in nested values) before looking at the value's type, so a string, number or boolean, which cannot be part of a cycle, costs an allocation each time: about 20 per sampled RPC. Primitives are now answered before the WeakSet is made; every other value is checked as before, so the answer is the same for every input. Upstream (3.1.0, the newest release) allocates for every value.",
+    replacements: [
+      {
+        from: "function isAnyValue(val) {\n\treturn isAnyValueInternal(val, /* @__PURE__ */ new WeakSet());\n}",
+        to: "function isAnyValue(val) {\n\tconst type = typeof val;\n\tif (type === \"string\" || type === \"number\" || type === \"boolean\") return true;\n\treturn isAnyValueInternal(val, /* @__PURE__ */ new WeakSet());\n}",
+      },
+    ],
+    append: `\n${ANY_VALUE_MARK}\n`,
+    mark: ANY_VALUE_MARK,
   },
 ];
 

@@ -16,6 +16,8 @@ import {
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
   TracerProvider,
+  type ReadableSpan,
+  type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace";
 import { setSamplingPolicy } from "./tracing-policy.ts";
@@ -105,14 +107,8 @@ async function spanProcessors(env: NodeJS.ProcessEnv): Promise<SpanProcessor[]> 
     // http/protobuf by default, as the spec says; http/json when asked (the tests read it as JSON).
     const protocol = env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? env["OTEL_EXPORTER_OTLP_PROTOCOL"];
     // Loaded only when configured: an exporter's module graph costs ~20 MB of resident memory.
-    const { OTLPTraceExporter } =
-      protocol === "http/json" ? await import("@opentelemetry/exporter-trace-otlp-http") : await import("@opentelemetry/exporter-trace-otlp-proto");
-    processors.push(
-      new BatchSpanProcessor({
-        exporter: new OTLPTraceExporter(),
-        scheduledDelayMillis: Number(env["OTEL_BSP_SCHEDULE_DELAY"] ?? 1_000),
-      }),
-    );
+    const exporter = protocol === "http/json" ? new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter() : await protobufTraceExporter();
+    processors.push(new BatchSpanProcessor({ exporter, scheduledDelayMillis: Number(env["OTEL_BSP_SCHEDULE_DELAY"] ?? 1_000) }));
   }
   if (env["MESHWORK_TRACES"] === "console") processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
   // Without an exporter the SDK would register no tracer provider at all, and trace context would
@@ -120,6 +116,28 @@ async function spanProcessors(env: NodeJS.ProcessEnv): Promise<SpanProcessor[]> 
   if (processors.length === 0) processors.push(new NoopSpanProcessor());
   return processors;
 }
+
+/**
+ * The SDK's OTLP/HTTP protobuf trace exporter (exporter-trace-otlp-proto assembles the same
+ * parts: endpoint, headers, timeout, compression and retries from the OTEL_EXPORTER_OTLP_*
+ * variables), with the request encoded by otlp-protobuf.ts: the same bytes, a fraction of the
+ * CPU per span (docs/performance.md, "Fifth round: tracing").
+ */
+async function protobufTraceExporter(): Promise<SpanExporter> {
+  const [{ OTLPExporterBase }, { convertLegacyHttpOptions, createOtlpHttpExportDelegate }, { ProtobufTraceSerializer, TraceExporterMetricsHelper }, { serializeTraceExportRequest }] =
+    await Promise.all([
+      import("@opentelemetry/otlp-exporter-base"),
+      import("@opentelemetry/otlp-exporter-base/node-http"),
+      import("@opentelemetry/otlp-transformer"),
+      import("./otlp-protobuf.ts"),
+    ]);
+  const serializer = { serializeRequest: serializeTraceExportRequest, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
+  const options = convertLegacyHttpOptions({}, "TRACES", "v1/traces", { "Content-Type": "application/x-protobuf" });
+  return new OTLPExporterBase<ReadableSpan[]>(createOtlpHttpExportDelegate(options, serializer, OTLP_HTTP_SPAN_EXPORTER, TraceExporterMetricsHelper, undefined));
+}
+
+/** The self-observability component type exporter-trace-otlp-proto gives its exporter. */
+const OTLP_HTTP_SPAN_EXPORTER = "otlp_http_span_exporter";
 
 /** Memory and event-loop delay: the two numbers that explain most latency surprises in Node. */
 function registerRuntimeMetrics(): void {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { cleanAttributes, isAnyValue } from "@opentelemetry/core";
 import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { applyPatches, PATCHES, unapplied } from "../../../../scripts/patch-dependencies.ts";
 
@@ -52,6 +53,32 @@ describe("dependency patches (scripts/patch-dependencies.ts)", () => {
     assert.equal(points.length, 1, "both sets are the same series");
     assert.equal((points[0]!.value as { count: number }).count, 9);
     await provider.shutdown();
+  });
+
+  it("core checks a string, number or boolean attribute value without allocating, and any other value as before", () => {
+    const original = globalThis.WeakSet;
+    let made = 0;
+    globalThis.WeakSet = class extends original<object> {
+      constructor() {
+        super();
+        made++;
+      }
+    } as WeakSetConstructor;
+    try {
+      const { attributes, droppedAttributesCount } = cleanAttributes({ "rpc.method": "GetOnlineCount", "rpc.grpc.status_code": 0, "db.ok": true }, { attributeCountLimit: 128, attributeValueLengthLimit: Infinity });
+      assert.deepEqual(attributes, { "rpc.method": "GetOnlineCount", "rpc.grpc.status_code": 0, "db.ok": true });
+      assert.equal(droppedAttributesCount, 0);
+      assert.equal(made, 0, "no WeakSet for primitive values");
+      assert.equal(isAnyValue(["a", 1]), true);
+      assert.ok(made > 0, "nested values are still walked with a WeakSet");
+      const cyclic: Record<string, unknown> = {};
+      cyclic["self"] = cyclic;
+      assert.equal(isAnyValue(cyclic), false);
+      assert.equal(isAnyValue(() => undefined), false);
+      assert.equal(isAnyValue(10n), false);
+    } finally {
+      globalThis.WeakSet = original;
+    }
   });
 
   it("refuse to apply when the text they replace is gone (upstream changed it)", () => {
