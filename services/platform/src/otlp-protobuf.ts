@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, HrTime, Link } from "@opentelemetry/api";
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@opentelemetry/api";
 import type { InstrumentationScope } from "@opentelemetry/core";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
@@ -75,15 +75,7 @@ function groupByResourceAndScope(spans: ReadableSpan[]): Map<Resource, Map<Instr
 function writeSpan(out: Writer, span: ReadableSpan): void {
   const start = out.start();
   const spanContext = span.spanContext();
-  out.tag(1, LEN);
-  out.hexId(spanContext.traceId);
-  out.tag(2, LEN);
-  out.hexId(spanContext.spanId);
-  const traceState = spanContext.traceState?.serialize();
-  if (traceState) {
-    out.tag(3, LEN);
-    out.string(traceState);
-  }
+  writeIdsAndState(out, spanContext);
   const parent = span.parentSpanContext;
   if (parent?.spanId) {
     out.tag(4, LEN);
@@ -141,19 +133,24 @@ function writeEvent(out: Writer, event: TimedEvent): void {
   out.finish(start);
 }
 
-function writeLink(out: Writer, link: Link & { droppedAttributesCount?: number }): void {
-  out.tag(13, LEN);
-  const start = out.start();
-  const linked = link.context;
+/** Fields 1-3 of a Span and of a Span.Link alike: trace_id, span_id, trace_state (when set). */
+function writeIdsAndState(out: Writer, spanContext: SpanContext): void {
   out.tag(1, LEN);
-  out.hexId(linked.traceId);
+  out.hexId(spanContext.traceId);
   out.tag(2, LEN);
-  out.hexId(linked.spanId);
-  const traceState = linked.traceState?.serialize();
+  out.hexId(spanContext.spanId);
+  const traceState = spanContext.traceState?.serialize();
   if (traceState) {
     out.tag(3, LEN);
     out.string(traceState);
   }
+}
+
+function writeLink(out: Writer, link: Link & { droppedAttributesCount?: number }): void {
+  out.tag(13, LEN);
+  const start = out.start();
+  const linked = link.context;
+  writeIdsAndState(out, linked);
   writeAttributes(out, link.attributes, 4);
   out.tag(5, VARINT);
   out.varint(link.droppedAttributesCount || 0);
