@@ -18,10 +18,11 @@ export interface DependencyPatch {
   files: string[];
   why: string;
   replacements: { from: string; to: string }[];
-  /** Appended once at the end of each file (module scope, evaluated before any call). */
+  /**
+   * Appended once at the end of each file (module scope, evaluated before any call). Its first
+   * line is the patch's mark comment: a file that contains it is patched (`markOf`).
+   */
   append: string;
-  /** The comment `append` starts with: its presence means the file is patched. */
-  mark: string;
 }
 
 const MARK = "/* meshwork patch: call-ended abort reason */";
@@ -42,7 +43,6 @@ export const PATCHES: DependencyPatch[] = [
       { from: "                : undefined);", to: "                : MESHWORK_CALL_ENDED);" },
     ],
     append: SHARED_REASON,
-    mark: MARK,
   },
   {
     package: "@connectrpc/connect",
@@ -51,7 +51,6 @@ export const PATCHES: DependencyPatch[] = [
     why: `Client side, once per call when it completes (internal service-to-service clients). ${WHY}`,
     replacements: [{ from: "            controller.abort();\n        },", to: "            controller.abort(MESHWORK_CALL_ENDED);\n        }," }],
     append: SHARED_REASON,
-    mark: MARK,
   },
   {
     package: "@connectrpc/connect",
@@ -60,7 +59,6 @@ export const PATCHES: DependencyPatch[] = [
     why: `Server side, once per call: every protocol's handler calls context.abort() without a reason when the call is done. ${WHY}`,
     replacements: [{ from: "abortController.abort(reason);", to: "abortController.abort(reason ?? MESHWORK_CALL_ENDED);" }],
     append: SHARED_REASON,
-    mark: MARK,
   },
   {
     package: "@opentelemetry/sdk-metrics",
@@ -75,7 +73,6 @@ export const PATCHES: DependencyPatch[] = [
       },
     ],
     append: `\n${HASH_MARK}\nvar MESHWORK_FROZEN_HASHES = new WeakMap();\n`,
-    mark: HASH_MARK,
   },
   {
     package: "@opentelemetry/core",
@@ -90,12 +87,16 @@ export const PATCHES: DependencyPatch[] = [
       },
     ],
     append: `\n${ANY_VALUE_MARK}\n`,
-    mark: ANY_VALUE_MARK,
   },
 ];
 
-export function isApplied(text: string, mark: string): boolean {
-  return text.includes(mark);
+/** The comment that `append` starts with, which marks a file as patched. */
+function markOf(patch: DependencyPatch): string {
+  return patch.append.trimStart().split("\n", 1)[0]!;
+}
+
+export function isApplied(text: string, patch: DependencyPatch): boolean {
+  return text.includes(markOf(patch));
 }
 
 /** Applies every patch under `nodeModules`; returns what it did, throws when a patch no longer fits. */
@@ -111,7 +112,7 @@ export function applyPatches(nodeModules: string): string[] {
     for (const file of patch.files) {
       const target = path.join(root, file);
       let text = fs.readFileSync(target, "utf8");
-      if (isApplied(text, patch.mark)) continue;
+      if (isApplied(text, patch)) continue;
       for (const { from, to } of patch.replacements) {
         const count = text.split(from).length - 1;
         if (count !== 1) throw new Error(`${patch.package}/${file}: expected the text ${JSON.stringify(from)} once, found it ${count} times: upstream changed, review the patch`);
@@ -128,7 +129,7 @@ export function unapplied(nodeModules: string): string[] {
   return PATCHES.flatMap((patch) =>
     patch.files
       .map((file) => path.join(nodeModules, patch.package, file))
-      .filter((target) => fs.existsSync(target) && !isApplied(fs.readFileSync(target, "utf8"), patch.mark)),
+      .filter((target) => fs.existsSync(target) && !isApplied(fs.readFileSync(target, "utf8"), patch)),
   );
 }
 
