@@ -1,5 +1,5 @@
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from "kysely";
-import { idleConnection } from "./traced-dialect.ts";
+import { directConnection } from "./traced-dialect.ts";
 
 /** A query built and compiled once, run with new values: see preparedQuery. */
 export interface PreparedQuery<DB, Args extends unknown[], Row> {
@@ -12,9 +12,10 @@ export interface PreparedQuery<DB, Args extends unknown[], Row> {
  * work (docs/performance.md measured it). `build` is run once per dialect with a placeholder for
  * each argument, and every later call only binds the values: the SQL text is the one Kysely would
  * have compiled, and the statement cache of the SQLite driver (db/database.ts) keeps it prepared.
- * Outside a transaction on SQLite, it runs on the idle connection without Kysely's executor
- * (traced-dialect.ts `idleConnection`): its connection provider, lock and result pass were most of
- * what a prepared count cost beyond SQLite's own work (docs/performance.md, fifth round).
+ * On SQLite it runs on the connection directly, without Kysely's executor, both outside a
+ * transaction when the connection is idle and inside an open transaction (traced-dialect.ts
+ * `directConnection`): the executor's connection provider, lock and result pass were most of what
+ * a prepared statement cost beyond SQLite's own work (docs/performance.md, fifth and sixth rounds).
  *
  * An argument may only be used as a single value (Kysely sends it as one parameter): not as a
  * list for `in`, a table or column name, or in arithmetic. A use that does not end up as a
@@ -35,8 +36,8 @@ export function preparedQuery<DB, Args extends unknown[], Row>(
       }
       const parameters = entry.slots.map((slot) => ("argument" in slot ? args[slot.argument] : slot.constant));
       const query: CompiledQuery<Row> = { ...entry.query, parameters };
-      // SQLite's connection, when it is free, runs the statement at once (traced-dialect.ts).
-      const connection = idleConnection(db);
+      // SQLite's connection, when it is free or is this transaction's, runs the statement at once (traced-dialect.ts).
+      const connection = directConnection(db);
       return connection ? await connection.executeQuery<Row>(query) : await db.executeQuery<Row>(query);
     },
   };

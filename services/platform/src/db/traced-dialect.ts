@@ -11,7 +11,7 @@ const tracer = trace.getTracer("@meshwork/platform/db");
  */
 export function tracedDialect(dialect: Dialect, kind: DatabaseKind, namespace = "meshwork"): Dialect {
   // Kysely's constructor asks for its adapter and its driver once each: they are paired here so
-  // that idleConnection() can find a Kysely instance's driver from its executor's adapter.
+  // that directConnection() can find a Kysely instance's driver from its executor's adapter.
   let unpairedAdapter: object | undefined;
   let unpairedDriver: TracedDriver | undefined;
   const pair = () => {
@@ -42,17 +42,22 @@ const driversByAdapter = new WeakMap<object, TracedDriver>();
 /**
  * The connection a single statement may run on right now without Kysely's executor, or undefined
  * when it must go through Kysely (`db.executeQuery`). Only for SQLite, whose one connection
- * executes a statement synchronously: when no one holds the connection or waits for it (no
- * transaction open, no statement in flight), a statement run on it at once is exactly what
- * Kysely's executor would run after taking and giving back the connection's lock, minus a
- * dozen promises. Never inside a transaction (`db` is a Transaction), nor with Kysely plugins
- * (their result transforms would be skipped). The statement still gets its CLIENT span.
+ * executes a statement synchronously:
+ * - outside a transaction, when no one holds the connection or waits for it (no transaction open,
+ *   no statement in flight): a statement run on it at once is exactly what Kysely's executor would
+ *   run after taking and giving back the connection's lock, minus a dozen promises;
+ * - inside a transaction (`db` is a Transaction), while a transaction is open on it: the
+ *   transaction holds SQLite's only connection, so that is where Kysely would run the statement,
+ *   after its single-connection provider's own promise chain. Once the transaction has ended the
+ *   statement goes through Kysely, as before.
+ * Never with Kysely plugins (their result transforms would be skipped). The statement still gets
+ * its CLIENT span.
  */
-export function idleConnection(db: Kysely<any>): DatabaseConnection | undefined {
-  if (db.isTransaction) return undefined;
+export function directConnection(db: Kysely<any>): DatabaseConnection | undefined {
   const executor = db.getExecutor();
   if (executor.plugins.length > 0) return undefined;
-  return driversByAdapter.get(executor.adapter)?.idleConnection();
+  const driver = driversByAdapter.get(executor.adapter);
+  return db.isTransaction ? driver?.transactionConnection() : driver?.idleConnection();
 }
 
 class TracedDriver implements Driver {
@@ -65,6 +70,8 @@ class TracedDriver implements Driver {
   private held = 0;
   /** SQLite's only connection, once Kysely has asked for it. */
   private sqliteConnection: TracedConnection | undefined;
+  /** Between a transaction's begin and its commit or rollback (SQLite has one connection, so one transaction). */
+  private transactionOpen = false;
   constructor(inner: Driver, system: string, namespace: string) {
     this.inner = inner;
     this.system = system;
@@ -75,6 +82,9 @@ class TracedDriver implements Driver {
   }
   idleConnection(): TracedConnection | undefined {
     return this.held === 0 ? this.sqliteConnection : undefined;
+  }
+  transactionConnection(): TracedConnection | undefined {
+    return this.transactionOpen ? this.sqliteConnection : undefined;
   }
   async acquireConnection(): Promise<DatabaseConnection> {
     this.held++;
@@ -93,14 +103,18 @@ class TracedDriver implements Driver {
     if (this.system === "sqlite") this.sqliteConnection = wrapper;
     return wrapper;
   }
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.inner.beginTransaction(unwrap(connection), settings);
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    await this.inner.beginTransaction(unwrap(connection), settings);
+    this.transactionOpen = connection === this.sqliteConnection;
   }
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.commitTransaction(unwrap(connection));
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    // Closed before the commit runs: a statement issued meanwhile must not count on the transaction.
+    this.transactionOpen = false;
+    await this.inner.commitTransaction(unwrap(connection));
   }
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.inner.rollbackTransaction(unwrap(connection));
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    this.transactionOpen = false;
+    await this.inner.rollbackTransaction(unwrap(connection));
   }
   // Savepoints let the consumer apply a batch in one transaction with each event isolated.
   async savepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler["compileQuery"]): Promise<void> {
@@ -121,6 +135,7 @@ class TracedDriver implements Driver {
   }
   destroy(): Promise<void> {
     this.sqliteConnection = undefined;
+    this.transactionOpen = false;
     return this.inner.destroy();
   }
 }

@@ -128,6 +128,33 @@ describe("applying a batch", () => {
     assert.deepEqual(await rows("processed_events"), ["a", "c"], "so a retry of it is not taken for a duplicate");
   });
 
+  it("applies a batch with a failing event again under savepoints, after rolling back the first pass whole", async () => {
+    const results = await applyAll([{ id: "a" }, { id: "bad", subject: "test.poison" }, { id: "c" }]);
+    assert.deepEqual(results.map((result) => result.outcome ?? result.error?.message), ["applied", "refusing bad", "applied"]);
+    // The first pass stops at the failure; the second applies each event under its own savepoint.
+    assert.deepEqual(handled, ["a", "bad", "a", "bad", "c"]);
+    assert.deepEqual(await rows("seen"), ["a", "c"], "each event's write once: the first pass left nothing behind");
+  });
+
+  it("applies an event that fails only in the first pass once, in the second", async () => {
+    let failuresLeft = 1;
+    const flaky = defineConsumer<Tables>({
+      name: "test-consumer",
+      stream: "TEST",
+      filterSubjects: [],
+      async handle(event: RawEvent, trx) {
+        handled.push(event.id);
+        await trx.insertInto("seen").values({ event_id: event.id }).execute();
+        if (event.id === "flaky" && failuresLeft-- > 0) throw new Error("not yet");
+      },
+    });
+    const results = await applyBatch(db(), ["a", "flaky", "c"], (trx, id) => applyOnce(flaky, trx, envelope(id), new Uint8Array(), 1));
+    assert.deepEqual(results.map((result) => result.outcome ?? result.error?.message), ["applied", "applied", "applied"]);
+    assert.deepEqual(handled, ["a", "flaky", "a", "flaky", "c"]);
+    assert.deepEqual(await rows("seen"), ["a", "c", "flaky"]);
+    assert.deepEqual(await rows("processed_events"), ["a", "c", "flaky"]);
+  });
+
   it("applies an event id once: a redelivery, in a later batch or the same one, is a duplicate and skips the handler", async () => {
     await applyAll([{ id: "a" }]);
     const results = await applyAll([{ id: "a" }, { id: "b" }, { id: "b" }]);

@@ -76,8 +76,20 @@ describe("prepared queries", () => {
     assert.deepEqual((await olderThan.execute(db(), 30)).rows, [{ id: "a", name: "Ada" }]);
     assert.equal((await insertPerson.execute(db(), "b", "Bob", 20)).numAffectedRows, 1n);
     assert.equal(used.count, 0);
-    await db().transaction().execute((trx) => olderThan.execute(trx, 30));
-    assert.equal(used.count, 1, "a transaction keeps its own connection, through Kysely");
+  });
+
+  it("inside an open transaction on SQLite, runs on the transaction's connection without Kysely's executor, and not once it has ended", async () => {
+    const trx = await db().startTransaction().execute();
+    const used = countExecutorUse(trx);
+    assert.equal((await insertPerson.execute(trx, "t", "Tess", 40)).numAffectedRows, 1n);
+    assert.deepEqual((await olderThan.execute(trx, 30)).rows, [{ id: "t", name: "Tess" }], "it sees the transaction's own write");
+    assert.equal(used.count, 0);
+    await trx.rollback().execute();
+    assert.deepEqual((await olderThan.execute(db(), 0)).rows, [], "and its write went with the rollback");
+    // Directly on the connection it would run outside any transaction; through Kysely it is refused.
+    await assert.rejects(insertPerson.execute(trx, "u", "Uma", 50), /rolled back/);
+    assert.equal(used.count, 1);
+    assert.deepEqual((await olderThan.execute(db(), 0)).rows, []);
   });
 
   it("waits for an open transaction instead of reading inside it", async () => {

@@ -49,11 +49,43 @@ export interface BatchResult<M> {
 }
 
 /**
- * Applies a batch in one transaction, each message under its own savepoint: a failing message
- * rolls back alone (and is retried or dead-lettered alone) while the others commit together.
- * Rejects when the batch itself fails (the commit, the connection): then nothing was applied.
+ * Applies a batch in one transaction. A failing message rolls back alone (and is retried or
+ * dead-lettered alone) while the others commit together. Rejects when the batch itself fails (the
+ * commit, the connection): then nothing was applied.
+ *
+ * Messages almost never fail, so the batch is first applied without a savepoint per message (two
+ * statements less per event). Only when a message fails is that transaction rolled back whole and
+ * the batch applied again one message at a time under savepoints (`applyIsolated`): what the first
+ * pass did is gone, so nothing is applied twice, and the outcome is the one the savepoints give.
  */
 export async function applyBatch<Tables, M>(
+  db: Kysely<Tables & PlatformTables>,
+  batch: readonly M[],
+  apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
+): Promise<BatchResult<M>[]> {
+  const results: BatchResult<M>[] = new Array(batch.length);
+  const trx = await db.startTransaction().execute();
+  try {
+    for (let i = 0; i < batch.length; i++) {
+      const msg = batch[i]!;
+      results[i] = { msg, outcome: await apply(trx, msg) };
+    }
+  } catch {
+    // Which message failed, and why, is what the isolated pass reports.
+    await trx.rollback().execute();
+    return applyIsolated(db, batch, apply);
+  }
+  try {
+    await trx.commit().execute();
+  } catch (error) {
+    await trx.rollback().execute().catch(() => undefined);
+    throw error;
+  }
+  return results;
+}
+
+/** The batch in one transaction, each message under its own savepoint: a failing one rolls back alone. */
+async function applyIsolated<Tables, M>(
   db: Kysely<Tables & PlatformTables>,
   batch: readonly M[],
   apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
