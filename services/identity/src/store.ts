@@ -1,4 +1,4 @@
-import type { PlatformTables, Role } from "@meshwork/platform";
+import { preparedQuery, type PlatformTables, type Role } from "@meshwork/platform";
 import type { Kysely, Transaction } from "kysely";
 import type { FailureLog } from "./domain/throttle.ts";
 import * as usersAndSessions from "./migrations/0001_users_and_sessions.ts";
@@ -66,9 +66,13 @@ type Db = Kysely<IdentityDatabase> | Transaction<IdentityDatabase>;
 
 /** The only module that speaks SQL for identity. */
 export async function findUserByEmail(db: Db, email: string): Promise<UserRecord | undefined> {
-  const row = await db.selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
+  const row = (await userByEmail.execute(db, email)).rows[0];
   return row && toUser(row);
 }
+
+// Every sign-in reads its user, its two throttle keys and writes its session: those statements are
+// compiled once (preparedQuery), and on SQLite run without Kysely's executor (docs/performance.md).
+const userByEmail = preparedQuery((db: Kysely<IdentityDatabase>, email: string) => db.selectFrom("users").selectAll().where("email", "=", email));
 
 export async function findUserById(db: Db, id: string): Promise<UserRecord | undefined> {
   const row = await db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
@@ -98,8 +102,12 @@ export async function updateRoles(db: Db, userId: string, roles: Role[]): Promis
 }
 
 export async function insertSession(db: Db, session: { id: string; userId: string; expiresAt: number }): Promise<void> {
-  await db.insertInto("sessions").values({ id: session.id, user_id: session.userId, expires_at: session.expiresAt, ended_at: null }).execute();
+  await insertSessionRow.execute(db, session.id, session.userId, session.expiresAt);
 }
+
+const insertSessionRow = preparedQuery((db: Kysely<IdentityDatabase>, id: string, userId: string, expiresAt: number) =>
+  db.insertInto("sessions").values({ id, user_id: userId, expires_at: expiresAt, ended_at: null }),
+);
 
 /** Ends a live session; false when it was already ended or never existed. */
 export async function endSession(db: Db, sessionId: string, userId: string): Promise<boolean> {
@@ -181,10 +189,14 @@ export async function eraseUser(db: Db, userId: string, email: string): Promise<
 }
 
 /** The sign-in throttle's failures, in the database every identity replica shares. */
+const failuresOf = preparedQuery((db: Kysely<IdentityDatabase>, key: string, after: number) =>
+  db.selectFrom("sign_in_failures").select("failed_at").where("throttle_key", "=", key).where("failed_at", ">", after).orderBy("failed_at"),
+);
+
 export function failureLog(db: Kysely<IdentityDatabase>): FailureLog {
   return {
     async failuresAfter(key, after) {
-      const rows = await db.selectFrom("sign_in_failures").select("failed_at").where("throttle_key", "=", key).where("failed_at", ">", after).orderBy("failed_at").execute();
+      const { rows } = await failuresOf.execute(db, key, after);
       // PostgreSQL returns bigint as a string.
       return rows.map((row) => Number(row.failed_at));
     },

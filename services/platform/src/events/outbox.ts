@@ -4,6 +4,7 @@ import type { MsgHdrs } from "@nats-io/transport-node";
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import type { PlatformTables } from "../db/database.ts";
+import { preparedQuery } from "../db/prepared.ts";
 import { Faults } from "../faults.ts";
 import { uuidv7 } from "../ids.ts";
 import type { Logger } from "../logger.ts";
@@ -33,22 +34,35 @@ export async function enqueueEvent<Desc extends DescMessage, Tables extends Plat
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   const id = uuidv7();
-  await trx
-    .insertInto("outbox")
-    .values({
-      id,
-      subject: event.subject,
-      type: event.schema.typeName,
-      aggregate_id: event.aggregateId,
-      payload: toBinary(event.schema, event.message),
-      traceparent: carrier["traceparent"] ?? null,
-      tracestate: carrier["tracestate"] ?? null,
-      created_at: Date.now(),
-      published_at: null,
-    })
-    .execute();
+  await insertOutboxEvent.execute(
+    trx,
+    id,
+    event.subject,
+    event.schema.typeName,
+    event.aggregateId,
+    toBinary(event.schema, event.message),
+    carrier["traceparent"] ?? null,
+    carrier["tracestate"] ?? null,
+    Date.now(),
+  );
   return id;
 }
+
+/** Every event a service emits is one of these, in the caller's transaction: compiled once (db/prepared.ts). */
+const insertOutboxEvent = preparedQuery(
+  (
+    db: Kysely<PlatformTables>,
+    id: string,
+    subject: string,
+    type: string,
+    aggregateId: string,
+    payload: Uint8Array,
+    traceparent: string | null,
+    tracestate: string | null,
+    createdAt: number,
+  ) =>
+    db.insertInto("outbox").values({ id, subject, type, aggregate_id: aggregateId, payload, traceparent, tracestate, created_at: createdAt, published_at: null }),
+);
 
 /** Where the relay sends events: JetStream in a service (`jetstream(connection)`), a recorder in tests. */
 export interface EventPublisher {

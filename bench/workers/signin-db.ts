@@ -1,0 +1,70 @@
+/**
+ * A sign-in's database work in one process, without the hash, the RPC or NATS: the throttle and
+ * user reads identity makes before the argon2id verify, and the session plus outbox commit it
+ * makes after it, each timed on its own (docs/performance.md, sixth round).
+ *
+ *   node bench/workers/signin-db.ts [sign-ins] [passes]   µs per read phase and per commit, medians
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { startTelemetry } from "../../services/platform/src/telemetry.ts";
+
+// As in the service: telemetry first (no exporter, so nothing is sampled), then everything else.
+await startTelemetry({ serviceName: "identity", serviceVersion: "bench", environment: "bench" });
+const { openDatabase, uuidv7 } = await import("@meshwork/platform");
+const { UserEvent_SignedInSchema } = await import("@meshwork/proto/meshwork/identity/v1/events_pb.js");
+const { userEvents } = await import("../../services/identity/src/events.ts");
+const { migrations, failureLog, findUserByEmail, insertSession, insertUser } = await import("../../services/identity/src/store.ts");
+type IdentityTables = import("../../services/identity/src/store.ts").IdentityTables;
+
+const signIns = Number(process.argv[2] ?? 2_000);
+const passes = Number(process.argv[3] ?? 5);
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "signin-db-"));
+const database = await openDatabase<IdentityTables>(path.join(dir, "identity.db"), migrations);
+const db = database.db;
+const log = failureLog(db);
+const user = { id: uuidv7(), email: "bench@example.com", displayName: "Bench", passwordHash: "$argon2id$v=19$m=19456,t=2,p=1$x$y", roles: ["member" as const] };
+await insertUser(db, user);
+
+const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+for (let pass = 1; pass <= passes; pass++) {
+  const reads: number[] = [];
+  const commits: number[] = [];
+  const cpuStarted = process.cpuUsage();
+  for (let i = 0; i < signIns; i++) {
+    const readStarted = performance.now();
+    const now = Date.now();
+    await log.failuresAfter(`account:${user.email}`, now - 900_000);
+    await log.failuresAfter("address:127.0.0.1", now - 900_000);
+    await findUserByEmail(db, user.email);
+    reads.push(performance.now() - readStarted);
+    const sessionId = uuidv7();
+    const expiresAt = Date.now() + 900_000;
+    const commitStarted = performance.now();
+    await db.transaction().execute(async (trx) => {
+      await insertSession(trx, { id: sessionId, userId: user.id, expiresAt });
+      await userEvents.emit(trx, user.id, {
+        case: "signedIn",
+        value: create(UserEvent_SignedInSchema, {
+          userId: user.id,
+          email: user.email,
+          displayName: user.displayName,
+          sessionId,
+          expiresAt: timestampFromMs(expiresAt),
+          authMethod: "password",
+          occurredAt: timestampNow(),
+        }),
+      });
+    });
+    commits.push(performance.now() - commitStarted);
+  }
+  const cpu = process.cpuUsage(cpuStarted);
+  console.log(
+    `pass ${pass}: reads ${(median(reads) * 1000).toFixed(0)} µs, commit ${(median(commits) * 1000).toFixed(0)} µs (medians); CPU ${((cpu.user + cpu.system) / signIns).toFixed(0)} µs per sign-in`,
+  );
+}
+await database.close();
+fs.rmSync(dir, { recursive: true, force: true });
