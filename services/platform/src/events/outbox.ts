@@ -64,6 +64,15 @@ const insertOutboxEvent = preparedQuery(
     db.insertInto("outbox").values({ id, subject, type, aggregate_id: aggregateId, payload, traceparent, tracestate, created_at: createdAt, published_at: null }),
 );
 
+// The relay reads and marks every event once (db/prepared.ts); in identity that happens during
+// the next sign-in's hash, on the cores the hash shares.
+const pendingEvents = preparedQuery((db: Kysely<PlatformTables>, limit: number) =>
+  db.selectFrom("outbox").selectAll().where("published_at", "is", null).orderBy("seq").limit(limit),
+);
+const markPublished = preparedQuery((db: Kysely<PlatformTables>, seq: number, publishedAt: number) =>
+  db.updateTable("outbox").set({ published_at: publishedAt }).where("seq", "=", seq),
+);
+
 /** Where the relay sends events: JetStream in a service (`jetstream(connection)`), a recorder in tests. */
 export interface EventPublisher {
   publish(subject: string, payload: Uint8Array, options: { msgID: string; headers: MsgHdrs }): Promise<{ stream: string; duplicate: boolean }>;
@@ -216,17 +225,11 @@ export class OutboxRelay {
   }
 
   private async publishPending(db: Kysely<PlatformTables>): Promise<number> {
-    const pending = await db
-      .selectFrom("outbox")
-      .selectAll()
-      .where("published_at", "is", null)
-      .orderBy("seq")
-      .limit(this.options.batchSize)
-      .execute();
+    const { rows: pending } = await pendingEvents.execute(db, this.options.batchSize);
     for (const entry of pending) {
       this.options.faults.crashIf("crash-before-publish", `after the commit of event ${entry.id}, before publishing it`);
       await this.publishOne(entry);
-      await db.updateTable("outbox").set({ published_at: Date.now() }).where("seq", "=", entry.seq).execute();
+      await markPublished.execute(db, entry.seq, Date.now());
     }
     return pending.length;
   }
