@@ -38,25 +38,35 @@ type Db = Kysely<PresenceDatabase> | Transaction<PresenceDatabase>;
  * or its account is closed.
  */
 export async function addSession(db: Db, session: OnlineSession): Promise<void> {
-  const ended = await endedSession.execute(db, session.sessionId);
-  if (ended.rows.length > 0) return;
-  const closed = await closedAccount.execute(db, session.userId);
-  if (closed.rows.length > 0) return;
-  await insertSession.execute(db, session.sessionId, session.userId, session.email, session.displayName, session.startedAt, session.expiresAt);
+  await insertLiveSession.execute(db, session.sessionId, session.userId, session.email, session.displayName, session.startedAt, session.expiresAt);
 }
 
-// addSession runs for every sign-in event: its statements are compiled once (preparedQuery).
-const endedSession = preparedQuery((db: Kysely<PresenceDatabase>, sessionId: string) =>
-  db.selectFrom("ended_sessions").select("session_id").where("session_id", "=", sessionId),
-);
-const closedAccount = preparedQuery((db: Kysely<PresenceDatabase>, userId: string) =>
-  db.selectFrom("closed_accounts").select("user_id").where("user_id", "=", userId),
-);
-const insertSession = preparedQuery(
+// addSession runs for every sign-in event: the two checks and the insert are one statement
+// (`insert ... select ... where not exists`), compiled once (preparedQuery). Three statements cost
+// a consumer two more round trips through the driver per event (docs/performance.md, sixth round).
+// The casts give PostgreSQL the parameters' types, which an INSERT ... SELECT does not infer.
+const insertLiveSession = preparedQuery(
   (db: Kysely<PresenceDatabase>, sessionId: string, userId: string, email: string, displayName: string, startedAt: number, expiresAt: number) =>
     db
       .insertInto("online_sessions")
-      .values({ session_id: sessionId, user_id: userId, email, display_name: displayName, started_at: startedAt, expires_at: expiresAt })
+      .columns(["session_id", "user_id", "email", "display_name", "started_at", "expires_at"])
+      .expression(
+        db
+          .selectNoFrom((eb) => [
+            eb.cast<string>(eb.val(sessionId), "text").as("session_id"),
+            eb.cast<string>(eb.val(userId), "text").as("user_id"),
+            eb.cast<string>(eb.val(email), "text").as("email"),
+            eb.cast<string>(eb.val(displayName), "text").as("display_name"),
+            eb.cast<number>(eb.val(startedAt), "bigint").as("started_at"),
+            eb.cast<number>(eb.val(expiresAt), "bigint").as("expires_at"),
+          ])
+          .where((eb) =>
+            eb.and([
+              eb.not(eb.exists(eb.selectFrom("ended_sessions").select("session_id").where("session_id", "=", sessionId))),
+              eb.not(eb.exists(eb.selectFrom("closed_accounts").select("user_id").where("user_id", "=", userId))),
+            ]),
+          ),
+      )
       .onConflict((conflict) => conflict.column("session_id").doNothing()),
 );
 
