@@ -91,6 +91,7 @@ let pipeline: SpanPipeline | undefined;
 export function setSpanPipeline(next: SpanPipeline | undefined): void {
   pipeline = next;
   cleanedSets = new WeakMap();
+  unions = new WeakMap();
 }
 
 /** The instrumentation scope of one of the platform's tracers, shared by each of its spans. */
@@ -169,6 +170,29 @@ function cleanedSet(attributes: Attributes, limits: Required<SpanLimits>): { att
     if (frozen) cleanedSets.set(attributes, cleaned);
   }
   return cleaned;
+}
+
+/** Per shared start set, per frozen set written to it: their union, or null when it dropped anything. */
+let unions = new WeakMap<Attributes, WeakMap<Attributes, Attributes | null>>();
+
+function unionOf(start: Attributes, added: Attributes, limits: Required<SpanLimits>): Attributes | undefined {
+  let byAdded = unions.get(start);
+  if (byAdded === undefined) unions.set(start, (byAdded = new WeakMap()));
+  let union = byAdded.get(added);
+  if (union === undefined) {
+    const attributes: Attributes = { ...start };
+    let count = Object.keys(attributes).length;
+    let clean = true;
+    for (const key in added) {
+      if (!Object.hasOwn(added, key)) continue;
+      const decision = maybeAddAttribute({ key, value: added[key], attributes, limits, currentAttributesCount: count });
+      if (decision === AddAttributeDecision.ADD_NEW) count++;
+      else if (decision !== AddAttributeDecision.ADD_OVERWRITE_EXISTING) clean = false;
+    }
+    union = clean ? Object.freeze(attributes) : null;
+    byAdded.set(added, union);
+  }
+  return union ?? undefined;
 }
 
 const INVALID_SPAN_CONTEXT: SpanContext = Object.freeze({ traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: TraceFlags.NONE });
@@ -261,6 +285,18 @@ export class RecordedSpan implements Span, ReadableSpan {
   }
 
   setAttributes(attributes: SpanAttributes): this {
+    // A frozen set written to a span that still holds its shared start set: the union of the two
+    // is the same for every such span, so it is made once and shared as well (the SERVER span's
+    // end attributes, per method, protocol and code). Only when the union dropped nothing, so
+    // that skipping the per-key checks skips no warning either.
+    if (!this.ownsAttributes && !this.ended && Object.isFrozen(attributes)) {
+      const union = unionOf(this.attributes, attributes, this.pipeline.limits);
+      if (union !== undefined) {
+        this.attributes = union;
+        this.attributeCount = Object.keys(union).length;
+        return this;
+      }
+    }
     for (const key in attributes) if (Object.hasOwn(attributes, key)) this.setAttribute(key, attributes[key]!);
     return this;
   }

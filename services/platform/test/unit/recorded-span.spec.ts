@@ -128,6 +128,31 @@ describe("the platform's recorded span, against the SDK's span", () => {
     assert.deepEqual(exported[0]!.attributes, START);
   });
 
+  it("shares the union of its start set and a frozen set written to it, as the SDK would have written them", async () => {
+    const END: Attributes = Object.freeze({ "rpc.grpc.status_code": 0, "rpc.method": "Overwritten", "rpc.response.status_code": "ok" });
+    const { exported } = await both((span) => {
+      span.setAttributes(END);
+      span.end();
+    });
+    assert.deepEqual(view(exported[1]!), view(exported[0]!));
+    const second = platform.startSpan("op", SpanKind.SERVER, START, ROOT_CONTEXT) as RecordedSpan;
+    second.setAttributes(END);
+    assert.equal(second.attributes, exported[1]!.attributes, "one union for every span");
+    assert.ok(Object.isFrozen(second.attributes));
+    second.setAttribute("later", 1);
+    assert.deepEqual(second.attributes, { ...START, ...END, later: 1 }, "a write after it copies the union");
+    second.end();
+    // A set with a value the SDK drops takes the per-key path, with the SDK's outcome.
+    spanExporter.reset();
+    const dropping = await both((span) => {
+      span.setAttributes(Object.freeze({ kept: "yes", skipped: undefined, invalid: (() => 1) as never }));
+      span.end();
+    });
+    assert.deepEqual(view(dropping.exported[1]!), view(dropping.exported[0]!));
+    assert.equal(dropping.exported[1]!.attributes["kept"], "yes");
+    assert.equal("invalid" in dropping.exported[1]!.attributes, false);
+  });
+
   it("starts under its parent's trace with the parent's trace state, and a root span in a new trace", async () => {
     const child = await both((span) => span.end(), { parent: parent(true), kind: SpanKind.CLIENT });
     assert.deepEqual(view(child.exported[1]!), view(child.exported[0]!));
