@@ -21,7 +21,6 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import {
-  addHrTimes,
   AddAttributeDecision,
   cleanAttributes,
   cleanSimpleAttributes,
@@ -403,7 +402,15 @@ export class RecordedSpan implements Span, ReadableSpan {
     if (typeof input === "number") return millisToHrTime(input);
     if (input instanceof Date) return millisToHrTime(input.getTime());
     if (input !== undefined && isTimeInputHrTime(input)) return input;
-    return addHrTimes(this.startTime, millisToHrTime(performance.now() - this.startedAt));
+    // addHrTimes(startTime, millisToHrTime(elapsed)) as the SDK computes it, without the two arrays in between.
+    const elapsed = performance.now() - this.startedAt;
+    let seconds = this.startTime[0] + Math.trunc(elapsed / 1e3);
+    let nanos = this.startTime[1] + Math.round((elapsed % 1e3) * 1e6);
+    if (nanos >= 1e9) {
+      nanos -= 1e9;
+      seconds += 1;
+    }
+    return [seconds, nanos];
   }
 
   private endedAlready(): boolean {
