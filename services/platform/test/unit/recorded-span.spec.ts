@@ -15,9 +15,9 @@ import {
 } from "@opentelemetry/api";
 import { suppressTracing, TraceState } from "@opentelemetry/core";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
-import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, type ReadableSpan } from "@opentelemetry/sdk-trace";
+import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace";
 import { serializeTraceExportRequest } from "../../src/otlp-protobuf.ts";
-import { platformTracer, RecordedSpan, SPAN_LIMITS } from "../../src/recorded-span.ts";
+import { platformTracer, RecordedSpan, setSpanPipeline, SPAN_LIMITS } from "../../src/recorded-span.ts";
 import { setSamplingPolicy } from "../../src/tracing-policy.ts";
 import { finishedSpans, installTestTracing, pipeline, spanExporter, useSampler } from "../support/tracing.ts";
 
@@ -142,6 +142,19 @@ describe("the platform's recorded span, against the SDK's span", () => {
     second.setAttribute("later", 1);
     assert.deepEqual(second.attributes, { ...START, ...END, later: 1 }, "a write after it copies the union");
     second.end();
+    // A set written to a span at its attribute count limit: dropped and counted, as the SDK does.
+    spanExporter.reset();
+    const many: Attributes = Object.freeze(Object.fromEntries(Array.from({ length: SPAN_LIMITS.attributeCountLimit }, (_, i) => [`key.${i}`, i])));
+    const full = await both(
+      (span) => {
+        span.setAttributes(Object.freeze({ "one.more": 1, "key.0": "overwritten" }));
+        span.end();
+      },
+      { attributes: many },
+    );
+    assert.deepEqual(view(full.exported[1]!), view(full.exported[0]!));
+    assert.equal(full.exported[1]!.droppedAttributesCount, 1);
+    assert.equal(full.exported[1]!.attributes["key.0"], "overwritten");
     // A set with a value the SDK drops takes the per-key path, with the SDK's outcome.
     spanExporter.reset();
     const dropping = await both((span) => {
@@ -195,12 +208,18 @@ describe("the platform's recorded span, against the SDK's span", () => {
     ] as const) {
       useSampler(sampler, "independent");
       spanExporter.reset();
-      const { spans, exported } = await both((span) => span.end(), { parent: under });
+      const recordingBeforeEnd: boolean[] = [];
+      const { spans, exported } = await both(
+        (span) => {
+          recordingBeforeEnd.push(span.isRecording());
+          span.end();
+        },
+        { parent: under },
+      );
       assert.deepEqual(exported, [], `${sampler.toString()}: nothing recorded`);
-      for (const span of spans) {
-        assert.equal(span.isRecording(), false);
-        assert.equal(span.spanContext().traceFlags, TraceFlags.NONE);
-      }
+      assert.deepEqual(recordingBeforeEnd, [false, false], "the span the SDK returns for NOT_RECORD: never recording");
+      assert.equal(spans[1] instanceof RecordedSpan, false);
+      for (const span of spans) assert.equal(span.spanContext().traceFlags, TraceFlags.NONE);
       if (under !== ROOT_CONTEXT) {
         assert.equal(spans[1].spanContext().traceId, PARENT_TRACE);
         assert.equal(spans[1].spanContext().traceState?.get("vendor"), "kept");
@@ -241,6 +260,34 @@ describe("the platform's recorded span, against the SDK's span", () => {
     } finally {
       diag.disable();
     }
+  });
+
+  it("hands the span to every configured processor in order, as the SDK's span does: onStart with the parent context, onEnding before it is ended, onEnd once", () => {
+    const calls: string[][] = [];
+    const spy = (name: string): SpanProcessor => ({
+      onStart: (span, parentContext) => void calls.push([name, "start", String(span.isRecording()), String(parentContext === under)]),
+      onEnding: (span) => void calls.push([name, "ending", String((span as RecordedSpan).ended)]),
+      onEnd: (span) => void calls.push([name, "end", String(span.ended)]),
+      forceFlush: async () => {},
+      shutdown: async () => {},
+    });
+    const under = parent(true);
+    setSpanPipeline({ ...pipeline, processors: [spy("first"), spy("second")] });
+    try {
+      const span = platform.startSpan("op", SpanKind.INTERNAL, START, under);
+      span.end();
+      span.end();
+    } finally {
+      setSpanPipeline(pipeline);
+    }
+    assert.deepEqual(calls, [
+      ["first", "start", "true", "true"],
+      ["second", "start", "true", "true"],
+      ["first", "ending", "false"],
+      ["second", "ending", "false"],
+      ["first", "end", "true"],
+      ["second", "end", "true"],
+    ]);
   });
 
   it("keeps an OK status final, as the SDK does", async () => {
