@@ -1,5 +1,6 @@
 import {
   diag,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   SamplingDecision,
   SpanStatusCode,
@@ -37,8 +38,8 @@ import type { Resource } from "@opentelemetry/resources";
 import type { IdGenerator, ReadableSpan, SpanLimits, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace";
 
 /**
- * Spans the platform starts on its hot paths (the RPC SERVER span, the database CLIENT span),
- * built without the SDK's tracer but for the same sampler and span processors, so exporters, the
+ * Spans the platform starts on its hot paths (the RPC SERVER span, the database CLIENT span, an
+ * outgoing call's CLIENT span), built without the SDK's tracer but for the same sampler and span processors, so exporters, the
  * `OTEL_*` settings and parent/child context behave as with `tracer.startSpan`.
  *
  * Why: with every call sampled, the SDK's tracer copied a span's attributes twice when it started
@@ -50,7 +51,7 @@ import type { IdGenerator, ReadableSpan, SpanLimits, SpanProcessor, TimedEvent }
  *
  * What the SDK's span guarantees is kept (test/unit/recorded-span.spec.ts compares the two): the
  * sampler decides (a NOT_RECORD decision gives the same non-recording span the SDK returns, and a
- * suppressed context no span at all); ids come from the same generator; it ends once (a second
+ * suppressed context the SDK's invalid span); ids come from the same generator; it ends once (a second
  * `end` is reported through `diag`, as the SDK does) and ignores writes after its end; attribute,
  * event and link limits and dropped counts; status (OK is final, a message only with ERROR);
  * `recordException` as an `exception` event; timestamps as the SDK takes them (the start from the
@@ -72,8 +73,8 @@ export interface SpanPipeline {
 /**
  * The span limits the SDK's TracerProvider applies when it is given none (it reads no environment
  * variable for them). telemetry.ts hands these same limits to the TracerProvider, so spans started
- * by the SDK's tracer (an outgoing call's CLIENT span, a user's own spans) and spans started here
- * are held to one set.
+ * by the SDK's tracer (the outbox's PRODUCER and the consumers' CONSUMER spans, a service's own)
+ * and spans started here are held to one set.
  */
 export const SPAN_LIMITS: Required<SpanLimits> = Object.freeze({
   attributeCountLimit: 128,
@@ -156,9 +157,10 @@ function startRecordedSpan(pipeline: SpanPipeline, scope: InstrumentationScope, 
 
 /**
  * `attributes` as the SDK's checks leave them, and how many they dropped. The SDK checks a span's
- * attributes twice, without limits for the sampler and with them for the span; a set comes out of
- * the second check as it came out of the first, so one check with the limits gives the same
- * attributes and count. A frozen set is checked once and then used as it is.
+ * attributes twice, without limits for the sampler and with them for the span; one check with
+ * the limits gives the span the same attributes and count (the sampler then sees the set after
+ * the limits, which differs only for a set over them). A frozen set is checked once and then
+ * used as it is.
  */
 function cleanedSet(attributes: Attributes, limits: Required<SpanLimits>): { attributes: Attributes; dropped: number } {
   const frozen = Object.isFrozen(attributes);
@@ -194,7 +196,6 @@ function unionOf(start: Attributes, added: Attributes, limits: Required<SpanLimi
   return union ?? undefined;
 }
 
-const INVALID_SPAN_CONTEXT: SpanContext = Object.freeze({ traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: TraceFlags.NONE });
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_EVENTS: TimedEvent[] = Object.freeze([]) as unknown as TimedEvent[];
 const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
