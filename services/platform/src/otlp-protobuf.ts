@@ -48,8 +48,9 @@ export function serializeTraceExportRequest(spans: ReadableSpan[]): Uint8Array {
     }
     out.finish(resourceSpans);
   }
-  // A copy: the scratch buffer is reused by the next export while this one is still being sent.
-  return out.buf.slice(0, out.pos);
+  // A copy (Buffer#slice would be a view): the scratch buffer is reused by the next export while
+  // this one may still be sent or retried (forceFlush and shutdown export batches concurrently).
+  return new Uint8Array(out.buf.subarray(0, out.pos));
 }
 
 const VARINT = 0;

@@ -96,6 +96,14 @@ describe("OTLP protobuf trace encoding (otlp-protobuf.ts)", () => {
     assert.deepEqual(Buffer.from(serializeTraceExportRequest(frozen)), Buffer.from(ProtobufTraceSerializer.serializeRequest(frozen)!));
   });
 
+  it("returns bytes of their own, which the next export's encoding leaves as they were", () => {
+    const spans = recordSpans();
+    const first = serializeTraceExportRequest(spans.slice(0, 3));
+    const firstAsEncoded = Buffer.from(first);
+    serializeTraceExportRequest(spans.slice(3));
+    assert.deepEqual(Buffer.from(first), firstAsEncoded, "an export still being sent or retried keeps its bytes");
+  });
+
   it("is read back by a protobuf decoder: each span's ids, parent and name", () => {
     const spans = recordSpans();
     const decoded = decodeSpans(serializeTraceExportRequest(spans));
