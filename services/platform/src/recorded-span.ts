@@ -199,6 +199,8 @@ function unionOf(start: Attributes, added: Attributes, limits: Required<SpanLimi
 const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
 const NO_EVENTS: TimedEvent[] = Object.freeze([]) as unknown as TimedEvent[];
 const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
+/** The SDK span's end time before its end. */
+const NOT_ENDED: HrTime = Object.freeze([0, 0]) as unknown as HrTime;
 
 /**
  * A recorded span: the API's Span for the code that writes to it, the SDK's ReadableSpan for the
@@ -209,7 +211,7 @@ export class RecordedSpan implements Span, ReadableSpan {
   readonly kind: SpanKind;
   readonly parentSpanContext: SpanContext | undefined;
   readonly startTime: HrTime;
-  endTime: HrTime = [0, 0];
+  endTime: HrTime = NOT_ENDED;
   status: SpanStatus = UNSET;
   /** The shared, frozen set this span started with until the first write copies it. */
   attributes: Attributes;
@@ -227,8 +229,6 @@ export class RecordedSpan implements Span, ReadableSpan {
   private attributeCount: number;
   /** performance.now() at the start: the end time is the start plus the monotonic time since. */
   private readonly startedAt: number;
-  /** Wall clock minus the performance clock at the start, for times given as performance.now(). */
-  private readonly performanceOffset: number;
 
   constructor(
     pipeline: SpanPipeline,
@@ -254,7 +254,6 @@ export class RecordedSpan implements Span, ReadableSpan {
     this.attributeCount = Object.keys(attributes).length;
     this.droppedAttributesCount = droppedAttributesCount;
     this.startedAt = performance.now();
-    this.performanceOffset = now - (this.startedAt + performance.timeOrigin);
     // As the SDK: the start on the wall clock (milliseconds), the rest measured from it.
     this.startTime = millisToHrTime(now);
   }
@@ -399,7 +398,12 @@ export class RecordedSpan implements Span, ReadableSpan {
 
   /** The SDK span's `_getTime`: a time given as performance.now(), epoch millis, a Date or HrTime; now when none. */
   private timeOf(input: TimeInput | undefined): HrTime {
-    if (typeof input === "number" && input <= performance.now()) return hrTime(input + this.performanceOffset);
+    if (typeof input === "number" && input <= performance.now()) {
+      // The SDK's offset, wall clock minus performance clock at the start: not kept per span,
+      // since the start's milliseconds are exactly the wall-clock reading it was made from.
+      const offset = this.startTime[0] * 1e3 + this.startTime[1] / 1e6 - (this.startedAt + performance.timeOrigin);
+      return hrTime(input + offset);
+    }
     if (typeof input === "number") return millisToHrTime(input);
     if (input instanceof Date) return millisToHrTime(input.getTime());
     if (input !== undefined && isTimeInputHrTime(input)) return input;
