@@ -4,7 +4,7 @@ import { context, metrics, propagation, trace, type Sampler } from "@opentelemet
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
-import { detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { detectResources, envDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   AlwaysOffSampler,
@@ -20,6 +20,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace";
+import { hostDetector } from "./host-detector.ts";
 import { setSpanPipeline, SPAN_LIMITS } from "./recorded-span.ts";
 import { setSamplingPolicy, spanIds } from "./tracing-policy.ts";
 
