@@ -184,8 +184,17 @@ export const BUNDLE_NODE_FLAGS = [YOUNG_GENERATION_FLAG, HEAP_RELEASE_FLAG];
  * against 92.5) and 5 MiB off identity's peak, with no cost measured on argon2id's threads or the
  * RPC path (sign-ins per second and CPU per sign-in at concurrency 1 and 8, CPU per
  * GetOnlineCount call: three interleaved pairs, docs/performance.md).
+ *
+ * `MIMALLOC_EAGER_COMMIT=0` is for the one native addon with an allocator of its own: identity's
+ * `@node-rs/argon2` links mimalloc, which by default commits a thread's first 32 MiB segment at
+ * once, and on Linux with transparent huge pages the kernel backs its first 2 MiB with a huge
+ * page as soon as the addon loads: 2 MiB resident for nothing. Committed on demand, it is not;
+ * the hashes' own 19 MiB stay on huge pages, so their page faults and CPU are unchanged (a bare
+ * Node hashing 40 times: 14,2xx minor faults and 15-16 ms of CPU per hash either way,
+ * docs/performance.md). `MIMALLOC_ALLOW_THP=0` would free the same 2 MiB but doubles the CPU
+ * per hash (a fault per 4 KiB page of every hash's 19 MiB).
  */
-export const SERVICE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+export const SERVICE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2", MIMALLOC_EAGER_COMMIT: "0" };
 
 /** The node arguments that start a service: its bundle (as in images) or its TypeScript sources (make dev). */
 export function serviceArgs(name: ServiceName, bundled = false): string[] {

@@ -78,8 +78,11 @@ describe("a service bundled with esbuild", function () {
     assert.match(text, /\|us\|\\u00b5s\|/);
   });
 
-  it("leaves out what a service does not load: the PostgreSQL driver and zod's other locales", () => {
+  it("leaves out what a service does not load: the PostgreSQL driver, zod's other locales, child_process", () => {
     const text = fs.readFileSync(bundlePath("presence"), "utf8");
+    // OpenTelemetry's host detector ran commands for the host id on other platforms, and its import
+    // of child_process loaded it (and dgram) at every start (platform/src/host-detector.ts).
+    assert.ok(!/\bfrom\s*"(node:)?child_process"/.test(text), "nothing in the bundle imports child_process");
     assert.match(text, /import\("pg"\)/);
     assert.ok(!text.includes('"node_modules/pg/'), "pg's modules are not in the bundle");
     assert.ok(text.includes('"node_modules/zod/v4/locales/en.js"'), "English stays");

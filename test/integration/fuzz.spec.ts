@@ -457,7 +457,9 @@ async function sendHttp1(url: string, headers: Record<string, string>, body: Uin
     response = await fetch(url, { method: "POST", headers, body: Buffer.from(body), signal: AbortSignal.timeout(15_000) });
   } catch (error) {
     // The server closed the connection (for instance on a header block over its limit).
-    return { httpStatus: 0, code: undefined, text: `connection refused the request: ${(error as Error).name}` };
+    // undici reports the socket's own error (ECONNRESET, "other side closed") only as the cause.
+    const cause = (error as Error & { cause?: Error & { code?: string } }).cause;
+    return { httpStatus: 0, code: undefined, text: `connection refused the request: ${(error as Error).name}${cause ? ` (${cause.code ?? cause.name}: ${cause.message})` : ""}` };
   }
   const { bytes, open } = await readWithin(response, waitMs);
   if (open) return { httpStatus: response.status, code: 0, text: bytes.toString("latin1") };

@@ -48,8 +48,9 @@ export function serializeTraceExportRequest(spans: ReadableSpan[]): Uint8Array {
     }
     out.finish(resourceSpans);
   }
-  // A copy: the scratch buffer is reused by the next export while this one is still being sent.
-  return out.buf.slice(0, out.pos);
+  // A copy (Buffer#slice would be a view): the scratch buffer is reused by the next export while
+  // this one may still be sent or retried (forceFlush and shutdown export batches concurrently).
+  return new Uint8Array(out.buf.subarray(0, out.pos));
 }
 
 const VARINT = 0;
@@ -93,7 +94,7 @@ function writeSpan(out: Writer, span: ReadableSpan): void {
   out.hrTime(span.startTime);
   out.tag(8, FIXED64);
   out.hrTime(span.endTime);
-  writeAttributes(out, span.attributes, 9);
+  writeAttributes(out, span.attributes, SPAN_ATTRIBUTES);
   out.tag(10, VARINT);
   out.varint(span.droppedAttributesCount);
   for (const event of span.events) writeEvent(out, event);
@@ -176,9 +177,24 @@ function writeScope(out: Writer, scope: InstrumentationScope & { attributes?: At
   out.finish(start);
 }
 
-/** Repeated KeyValue under `field`; a string, number or boolean value's encoding is cached. */
+/**
+ * Repeated KeyValue under `field`; a string, number or boolean value's encoding is cached, and so
+ * is the whole encoding of a frozen set of them: the platform's spans share one frozen set per
+ * method, protocol and code or per SQL text (recorded-span.ts), so most spans copy theirs at once.
+ */
 function writeAttributes(out: Writer, attributes: Attributes | undefined, field: number): void {
   if (!attributes) return;
+  if (field === SPAN_ATTRIBUTES && Object.isFrozen(attributes)) {
+    let encoded = encodedSets.get(attributes);
+    if (encoded === undefined) {
+      encoded = encodedSet(attributes);
+      encodedSets.set(attributes, encoded);
+    }
+    if (encoded !== null) {
+      out.raw(encoded);
+      return;
+    }
+  }
   for (const key in attributes) {
     if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
     const value = attributes[key];
@@ -192,6 +208,26 @@ function writeAttributes(out: Writer, attributes: Attributes | undefined, field:
     writeKeyValue(out, key, value);
     out.finish(start);
   }
+}
+
+const SPAN_ATTRIBUTES = 9;
+
+/** Frozen span attribute sets: their encoded KeyValues, or null when a value is not a scalar (an array can change inside a frozen set). */
+const encodedSets = new WeakMap<Attributes, Uint8Array | null>();
+
+function encodedSet(attributes: Attributes): Uint8Array | null {
+  const scratch = new Writer(256);
+  for (const key in attributes) {
+    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
+    const value = attributes[key];
+    const type = typeof value;
+    if (type !== "string" && type !== "number" && type !== "boolean") return null;
+    scratch.tag(SPAN_ATTRIBUTES, LEN);
+    const start = scratch.start();
+    writeKeyValue(scratch, key, value);
+    scratch.finish(start);
+  }
+  return scratch.buf.slice(0, scratch.pos);
 }
 
 /** KeyValue: key (1), value (2, AnyValue). */

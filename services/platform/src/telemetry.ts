@@ -4,7 +4,7 @@ import { context, metrics, propagation, trace, type Sampler } from "@opentelemet
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
-import { detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import { detectResources, envDetector, processDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   AlwaysOffSampler,
@@ -20,7 +20,9 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace";
-import { setSamplingPolicy } from "./tracing-policy.ts";
+import { hostDetector } from "./host-detector.ts";
+import { setSpanPipeline, SPAN_LIMITS } from "./recorded-span.ts";
+import { setSamplingPolicy, spanIds } from "./tracing-policy.ts";
 
 let providers: { tracer: TracerProvider; meter: MeterProvider } | undefined;
 let prometheus: PrometheusExporter | undefined;
@@ -56,7 +58,9 @@ export async function startTelemetry(options: TelemetryOptions): Promise<void> {
   const collecting = !(processors.length === 1 && processors[0] instanceof NoopSpanProcessor);
   const sampler = collecting || env["OTEL_TRACES_SAMPLER"] ? samplerFromEnv(env) : new AlwaysOffSampler();
   setSamplingPolicy(sampler instanceof AlwaysOffSampler ? "never" : sampler instanceof ParentBasedSampler ? "follow-parent" : "independent");
-  const tracer = new TracerProvider({ resource, sampler, spanProcessors: processors });
+  const tracer = new TracerProvider({ resource, sampler, spanProcessors: processors, spanLimits: SPAN_LIMITS, idGenerator: spanIds });
+  // The platform's own hot-path spans (recorded-span.ts) go to the same sampler and processors.
+  setSpanPipeline({ sampler, processors, resource, limits: SPAN_LIMITS, ids: spanIds });
   const meter = new MeterProvider({ resource, readers: [prometheus] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
@@ -70,6 +74,7 @@ export async function shutdownTelemetry(): Promise<void> {
   await Promise.all([providers?.tracer.shutdown(), providers?.meter.shutdown()].map((done) => done?.catch(() => undefined)));
   providers = undefined;
   setSamplingPolicy("independent");
+  setSpanPipeline(undefined);
 }
 
 /** OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as the specification defines them. */

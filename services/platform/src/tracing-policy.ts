@@ -34,7 +34,8 @@ export function spanMayRecord(parent: Span | undefined): boolean {
   return true;
 }
 
-const ids = new RandomIdGenerator();
+/** The trace and span ids of every span in the process (telemetry.ts gives it to the SDK too). */
+export const spanIds = new RandomIdGenerator();
 
 /**
  * The span the SDK's tracer returns when its sampler decides not to record (Tracer.startSpan with
@@ -46,8 +47,8 @@ export function unrecordedSpan(parent: Span | undefined): Span {
   const parentContext = parent?.spanContext();
   const valid = parentContext !== undefined && isSpanContextValid(parentContext);
   return trace.wrapSpanContext({
-    traceId: valid ? parentContext.traceId : ids.generateTraceId(),
-    spanId: ids.generateSpanId(),
+    traceId: valid ? parentContext.traceId : spanIds.generateTraceId(),
+    spanId: spanIds.generateSpanId(),
     traceFlags: TraceFlags.NONE,
     traceState: valid ? parentContext.traceState : undefined,
   });

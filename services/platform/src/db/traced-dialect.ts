@@ -1,9 +1,10 @@
-import { SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
+import { context, SpanKind, SpanStatusCode, trace, type Attributes } from "@opentelemetry/api";
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, Kysely, QueryCompiler, QueryResult, TransactionSettings } from "kysely";
+import { platformTracer } from "../recorded-span.ts";
 import { spanMayRecord } from "../tracing-policy.ts";
 import type { DatabaseKind } from "./database.ts";
 
-const tracer = trace.getTracer("@meshwork/platform/db");
+const tracer = platformTracer("@meshwork/platform/db");
 
 /**
  * Wraps a Kysely dialect so each statement runs in a CLIENT span with the database semantic
@@ -154,10 +155,12 @@ class TracedConnection implements DatabaseConnection {
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     // Transaction control (a consumer's per-event savepoints) is not traced, as begin and commit are not.
-    if (untracedQueries.has(compiledQuery) || !spanMayRecord(trace.getActiveSpan())) return this.inner.executeQuery<R>(compiledQuery);
+    if (untracedQueries.has(compiledQuery)) return this.inner.executeQuery<R>(compiledQuery);
+    const active = context.active();
+    if (!spanMayRecord(trace.getSpan(active))) return this.inner.executeQuery<R>(compiledQuery);
     const shape = this.spanShape(compiledQuery);
     // Not made active: nothing runs inside a statement that could start a child span.
-    const span = tracer.startSpan(shape.name, { kind: SpanKind.CLIENT, attributes: shape.attributes });
+    const span = tracer.startSpan(shape.name, SpanKind.CLIENT, shape.attributes, active);
     try {
       return await this.inner.executeQuery<R>(compiledQuery);
     } catch (error) {
@@ -178,13 +181,14 @@ class TracedConnection implements DatabaseConnection {
       const operation = operationOf(compiledQuery);
       shape = {
         name: `${operation} ${this.namespace}`,
-        attributes: {
+        // Frozen: every span of this statement starts with this one set (recorded-span.ts).
+        attributes: Object.freeze({
           "db.system": this.system,
           "db.system.name": this.system,
           "db.namespace": this.namespace,
           "db.operation.name": operation,
           "db.query.text": compiledQuery.sql,
-        },
+        }),
       };
       // Dynamic SQL (IN lists of varying length) must not grow the map without bound.
       if (this.spanShapes.size >= 1_000) this.spanShapes.clear();

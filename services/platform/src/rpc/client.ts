@@ -1,10 +1,12 @@
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { activeFaults } from "../faults.ts";
-import { context, propagation, SpanKind, SpanStatusCode, trace, type TextMapSetter } from "@opentelemetry/api";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type TextMapSetter } from "@opentelemetry/api";
+import { platformTracer } from "../recorded-span.ts";
+import { spanMayRecord, unrecordedSpan } from "../tracing-policy.ts";
 
-const tracer = trace.getTracer("@meshwork/platform/rpc-client");
+const tracer = platformTracer("@meshwork/platform/rpc-client");
 
 const headerSetter: TextMapSetter<Headers> = {
   set: (carrier, key, value) => carrier.set(key, value),
@@ -13,27 +15,39 @@ const headerSetter: TextMapSetter<Headers> = {
 /**
  * A CLIENT span around every outgoing call, with the trace context injected into the request
  * headers, so the callee's SERVER span joins the caller's trace. Use it in every RPC client.
+ * As the SERVER span (interceptors.ts): a platform-built span (recorded-span.ts) from a frozen
+ * name and attribute set per method, or, when the sampler cannot record it, a non-recording span
+ * whose ids still reach the callee.
  */
 export function clientTelemetryInterceptor(): Interceptor {
   return (next) => async (req) => {
-    const service = req.service.typeName;
-    const method = req.method.name;
-    return tracer.startActiveSpan(
-      `${service}/${method}`,
-      { kind: SpanKind.CLIENT, attributes: { "rpc.system": "connect_rpc", "rpc.service": service, "rpc.method": method } },
-      async (span) => {
-        propagation.inject(context.active(), req.header, headerSetter);
-        try {
-          return await next(req);
-        } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    const shape = clientShapeOf(req.method);
+    const parent = context.active();
+    const parentSpan = trace.getSpan(parent);
+    const span = spanMayRecord(parentSpan) ? tracer.startSpan(shape.name, SpanKind.CLIENT, shape.attributes, parent) : unrecordedSpan(parentSpan);
+    const active = trace.setSpan(parent, span);
+    propagation.inject(active, req.header, headerSetter);
+    try {
+      return await context.with(active, next, undefined, req);
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+      throw error;
+    } finally {
+      span.end();
+    }
   };
+}
+
+const clientShapes = new WeakMap<DescMethod, { name: string; attributes: Attributes }>();
+
+function clientShapeOf(method: DescMethod): { name: string; attributes: Attributes } {
+  let shape = clientShapes.get(method);
+  if (!shape) {
+    const service = method.parent.typeName;
+    shape = { name: `${service}/${method.name}`, attributes: Object.freeze({ "rpc.system": "connect_rpc", "rpc.service": service, "rpc.method": method.name }) };
+    clientShapes.set(method, shape);
+  }
+  return shape;
 }
 
 /**

@@ -4,9 +4,10 @@ import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes,
 import { DomainError, toConnectError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { rpcServerDuration } from "../metrics.ts";
+import { platformTracer } from "../recorded-span.ts";
 import { spanMayRecord, unrecordedSpan } from "../tracing-policy.ts";
 
-const tracer = trace.getTracer("@meshwork/platform/rpc");
+const tracer = platformTracer("@meshwork/platform/rpc");
 
 const headerGetter: TextMapGetter<Headers> = {
   keys: (carrier) => [...carrier.keys()],
@@ -21,8 +22,11 @@ const headerGetter: TextMapGetter<Headers> = {
  * `always_off`, or a parent-based sampler under an unsampled parent), the span is the non-recording
  * one the SDK would return, with fresh ids under the caller's trace, built without the SDK's
  * sampling, attribute and bookkeeping work: its ids still reach logs, events and outgoing calls.
- * The span's name and attributes and the duration's attribute sets are made once per method,
- * protocol and code (frozen, so the metrics SDK hashes each set once: scripts/patch-dependencies.ts).
+ * Otherwise the span is the platform's recorded span (recorded-span.ts: the configured sampler and
+ * processors, without the SDK tracer's per-span copies). The span's name and attributes, its end
+ * attributes and the duration's attribute sets are made once per method, protocol and code (frozen:
+ * a span starts with its set uncopied, and the metrics SDK hashes each set once:
+ * scripts/patch-dependencies.ts).
  */
 export function serverTelemetryInterceptor(): Interceptor {
   return (next) => async (req) => {
@@ -31,35 +35,24 @@ export function serverTelemetryInterceptor(): Interceptor {
     const shape = shapeOf(req.service, req.method);
     const started = performance.now();
     const parentSpan = trace.getSpan(parent);
-    if (!spanMayRecord(parentSpan)) {
-      let code = "ok";
-      try {
-        return await context.with(trace.setSpan(parent, unrecordedSpan(parentSpan)), next, undefined, req);
-      } catch (error) {
-        const connectError = ConnectError.from(error);
-        code = Code[connectError.code] ?? "unknown";
-        throw connectError;
-      } finally {
-        rpcServerDuration.record(performance.now() - started, shape.duration(protocol, code));
-      }
-    }
-    return tracer.startActiveSpan(shape.spanName, { kind: SpanKind.SERVER, attributes: shape.spanAttributes[protocol] }, parent, async (span) => {
-      let code = "ok";
-      try {
-        return await next(req);
-      } catch (error) {
-        // Already mapped by the innermost interceptor; `from` only narrows the type.
-        const connectError = ConnectError.from(error);
-        code = Code[connectError.code] ?? "unknown";
-        span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
-        throw connectError;
-      } finally {
-        span.setAttribute(protocol === "connect" ? "rpc.connect_rpc.error_code" : "rpc.grpc.status_code", code === "ok" ? 0 : code);
-        span.setAttribute("rpc.response.status_code", code);
-        rpcServerDuration.record(performance.now() - started, shape.duration(protocol, code));
+    const span = spanMayRecord(parentSpan) ? tracer.startSpan(shape.spanName, SpanKind.SERVER, shape.spanAttributes[protocol], parent) : unrecordedSpan(parentSpan);
+    const recording = span.isRecording();
+    let code = "ok";
+    try {
+      return await context.with(trace.setSpan(parent, span), next, undefined, req);
+    } catch (error) {
+      // Already mapped by the innermost interceptor; `from` only narrows the type.
+      const connectError = ConnectError.from(error);
+      code = Code[connectError.code] ?? "unknown";
+      if (recording) span.setStatus({ code: SpanStatusCode.ERROR, message: connectError.rawMessage });
+      throw connectError;
+    } finally {
+      rpcServerDuration.record(performance.now() - started, shape.duration(protocol, code));
+      if (recording) {
+        span.setAttributes(shape.endAttributes(protocol, code));
         span.end();
       }
-    });
+    }
   };
 }
 
@@ -70,6 +63,8 @@ interface MethodShape {
   spanName: string;
   spanAttributes: Record<Protocol, Attributes>;
   duration(protocol: Protocol, code: string): Attributes;
+  /** The attributes a span gets when its call ends with `code`. */
+  endAttributes(protocol: Protocol, code: string): Attributes;
 }
 
 const shapes = new WeakMap<DescMethod, MethodShape>();
@@ -81,6 +76,7 @@ function shapeOf(service: DescService, method: DescMethod): MethodShape {
     Object.freeze({ "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc", "rpc.service": service.typeName, "rpc.method": method.name, "meshwork.rpc.protocol": protocol });
   // Codes are Connect's seventeen plus "ok" and "unknown": a bounded set per method and protocol.
   const durations = new Map<string, Attributes>();
+  const ends = new Map<string, Attributes>();
   shape = {
     spanName: `${service.typeName}/${method.name}`,
     spanAttributes: { grpc: spanAttributes("grpc"), grpc_web: spanAttributes("grpc_web"), connect: spanAttributes("connect") },
@@ -90,6 +86,15 @@ function shapeOf(service: DescService, method: DescMethod): MethodShape {
       if (!attributes) {
         attributes = Object.freeze({ "rpc.service": service.typeName, "rpc.method": method.name, "rpc.protocol": protocol, code });
         durations.set(key, attributes);
+      }
+      return attributes;
+    },
+    endAttributes(protocol, code) {
+      const key = `${protocol} ${code}`;
+      let attributes = ends.get(key);
+      if (!attributes) {
+        attributes = Object.freeze({ [protocol === "connect" ? "rpc.connect_rpc.error_code" : "rpc.grpc.status_code"]: code === "ok" ? 0 : code, "rpc.response.status_code": code });
+        ends.set(key, attributes);
       }
       return attributes;
     },

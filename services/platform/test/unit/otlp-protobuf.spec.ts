@@ -81,6 +81,29 @@ describe("OTLP protobuf trace encoding (otlp-protobuf.ts)", () => {
     }
   });
 
+  it("writes a frozen attribute set shared by many spans from one cached encoding, and nothing stale", () => {
+    const spans = recordSpans();
+    const shared: Attributes = Object.freeze({ "rpc.system": "grpc", "rpc.method": "GetOnlineCount", "rpc.grpc.status_code": 0, sampled: true, ratio: 0.5 });
+    const list = ["a"];
+    const withArray: Attributes = Object.freeze({ "db.system.name": "sqlite", list });
+    // The same spans, each seen through a frozen set (a span object's other fields as they were).
+    const frozen = spans.map((span, i) => Object.create(span, { attributes: { value: i % 3 === 2 ? withArray : shared } }) as ReadableSpan);
+    for (let pass = 0; pass < 2; pass++) {
+      assert.deepEqual(Buffer.from(serializeTraceExportRequest(frozen)), Buffer.from(ProtobufTraceSerializer.serializeRequest(frozen)!), `pass ${pass}`);
+    }
+    // A frozen set's array can still change: such a set is never taken from the cache.
+    list.push("b");
+    assert.deepEqual(Buffer.from(serializeTraceExportRequest(frozen)), Buffer.from(ProtobufTraceSerializer.serializeRequest(frozen)!));
+  });
+
+  it("returns bytes of their own, which the next export's encoding leaves as they were", () => {
+    const spans = recordSpans();
+    const first = serializeTraceExportRequest(spans.slice(0, 3));
+    const firstAsEncoded = Buffer.from(first);
+    serializeTraceExportRequest(spans.slice(3));
+    assert.deepEqual(Buffer.from(first), firstAsEncoded, "an export still being sent or retried keeps its bytes");
+  });
+
   it("is read back by a protobuf decoder: each span's ids, parent and name", () => {
     const spans = recordSpans();
     const decoded = decodeSpans(serializeTraceExportRequest(spans));

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import { trace, TraceFlags, type Attributes } from "@opentelemetry/api";
+import { context, trace, TraceFlags, type Attributes } from "@opentelemetry/api";
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler } from "@opentelemetry/sdk-trace";
 import { PresenceService } from "@meshwork/proto/meshwork/presence/v1/presence_pb.js";
 import { rpcServerDuration } from "../../src/metrics.ts";
+import { clientTelemetryInterceptor } from "../../src/rpc/client.ts";
 import { serverTelemetryInterceptor } from "../../src/rpc/interceptors.ts";
 import { setSamplingPolicy } from "../../src/tracing-policy.ts";
 import { finishedSpans, installTestTracing, spanExporter, useSampler } from "../support/tracing.ts";
@@ -123,5 +124,46 @@ describe("the server telemetry interceptor", () => {
       "rpc.response.status_code": "NotFound",
     });
     assert.equal(span!.status.message, "gone");
+  });
+
+  /** One outgoing call through the client interceptor, under a caller's span; the headers it sent. */
+  const outgoing = async (sampled: boolean, outcome: "ok" | ConnectError = "ok") => {
+    const method = PresenceService.method.getOnlineCount;
+    const header = new Headers();
+    const request = { stream: false, message: {}, method, service: PresenceService, requestMethod: "POST", url: "http://presence/", signal: new AbortController().signal, header, contextValues: undefined } as unknown as UnaryRequest;
+    let inside: ReturnType<typeof trace.getActiveSpan>;
+    const send = async (): Promise<UnaryResponse> => {
+      inside = trace.getActiveSpan();
+      if (outcome !== "ok") throw outcome;
+      return { stream: false, message: {}, method, service: PresenceService, header: new Headers(), trailer: new Headers() } as unknown as UnaryResponse;
+    };
+    const caller = trace.wrapSpanContext({ traceId: CALLER_TRACE, spanId: CALLER_SPAN, traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE });
+    await context.with(trace.setSpan(context.active(), caller), () => clientTelemetryInterceptor()(send as never)(request)).catch((error: unknown) => {
+      if (error !== outcome) throw error;
+    });
+    return { traceparent: header.get("traceparent"), inside, spans: await finishedSpans() };
+  };
+
+  it("records an outgoing call's CLIENT span under a sampled caller and sends its ids to the callee", async () => {
+    use(new ParentBasedSampler({ root: new AlwaysOnSampler() }), "follow-parent");
+    const { traceparent, inside, spans } = await outgoing(true, new ConnectError("refused", Code.Unavailable));
+    assert.equal(spans.length, 1);
+    const [span] = spans;
+    assert.equal(span!.name, "meshwork.presence.v1.PresenceService/GetOnlineCount");
+    assert.equal(span!.parentSpanContext?.spanId, CALLER_SPAN);
+    assert.deepEqual(span!.attributes, { "rpc.system": "connect_rpc", "rpc.service": "meshwork.presence.v1.PresenceService", "rpc.method": "GetOnlineCount" });
+    assert.equal(span!.status.message, "[unavailable] refused");
+    assert.equal(traceparent, `00-${CALLER_TRACE}-${span!.spanContext().spanId}-01`);
+    assert.equal(inside?.spanContext().spanId, span!.spanContext().spanId, "the call is sent inside its span");
+  });
+
+  it("under an unsampled caller, records no CLIENT span but still sends a span id of its own under the caller's trace", async () => {
+    use(new ParentBasedSampler({ root: new AlwaysOnSampler() }), "follow-parent");
+    const { traceparent, spans } = await outgoing(false);
+    assert.deepEqual(spans, []);
+    const [, traceId, spanId, flags] = traceparent!.split("-");
+    assert.equal(traceId, CALLER_TRACE);
+    assert.notEqual(spanId, CALLER_SPAN);
+    assert.equal(flags, "00");
   });
 });
