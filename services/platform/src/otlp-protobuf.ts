@@ -16,28 +16,9 @@ import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
  * names and attribute values (methods, SQL texts, status codes) on every call.
  */
 export function serializeTraceExportRequest(spans: ReadableSpan[]): Uint8Array {
-  return writeRequest(groupByResourceAndScope(spans), writeSpans);
-}
-
-function writeSpans(out: Writer, spans: ReadableSpan[]): void {
-  for (const span of spans) writeEncodedSpan(out, span);
-}
-
-/** One ScopeSpans.spans entry: what a scope's spans are, one after another, in a request. */
-export function writeEncodedSpan(out: Writer, span: ReadableSpan): void {
-  out.tag(2, LEN); // ScopeSpans.spans
-  writeSpan(out, span);
-}
-
-/**
- * The request around spans grouped by resource, then by scope (both in first-seen order, as the
- * SDK's serializer groups them); `writeScopeSpans` writes a scope's spans, from the span objects
- * or as bytes encoded when each span ended (encoding-span-processor.ts).
- */
-export function writeRequest<Spans>(groups: Map<Resource, Map<InstrumentationScope, Spans>>, writeScopeSpans: (out: Writer, spans: Spans) => void): Uint8Array {
   const out = writer;
   out.pos = 0;
-  for (const [resource, scopes] of groups) {
+  for (const [resource, scopes] of groupByResourceAndScope(spans)) {
     out.tag(1, LEN); // ExportTraceServiceRequest.resource_spans
     const resourceSpans = out.start();
     out.tag(1, LEN); // ResourceSpans.resource
@@ -46,11 +27,15 @@ export function writeRequest<Spans>(groups: Map<Resource, Map<InstrumentationSco
     out.tag(2, VARINT); // Resource.dropped_attributes_count
     out.varint(0);
     out.finish(resourceStart);
-    for (const [scope, spans] of scopes) {
+    for (const scopeSpans of scopes.values()) {
+      const scope = scopeSpans[0]!.instrumentationScope;
       out.tag(2, LEN); // ResourceSpans.scope_spans
       const scopeSpansStart = out.start();
       writeScope(out, scope);
-      writeScopeSpans(out, spans);
+      for (const span of scopeSpans) {
+        out.tag(2, LEN); // ScopeSpans.spans
+        writeSpan(out, span);
+      }
       if (scope.schemaUrl) {
         out.tag(3, LEN);
         out.string(scope.schemaUrl);
@@ -347,7 +332,7 @@ for (let digit = 0; digit < 16; digit++) {
 }
 
 /** A protobuf writer over one growing buffer; length prefixes are reserved and patched. */
-export class Writer {
+class Writer {
   buf: Buffer;
   pos = 0;
   constructor(size: number) {

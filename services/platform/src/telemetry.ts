@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { context, diag, metrics, propagation, trace, type Sampler } from "@opentelemetry/api";
+import { context, metrics, propagation, trace, type Sampler } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
@@ -16,9 +16,10 @@ import {
   SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
   TracerProvider,
+  type ReadableSpan,
+  type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace";
-import type { BatchOptions, EncodedSpanBatch } from "./encoding-span-processor.ts";
 import { hostDetector } from "./host-detector.ts";
 import { setSpanPipeline, SPAN_LIMITS } from "./recorded-span.ts";
 import { setSamplingPolicy, spanIds } from "./tracing-policy.ts";
@@ -111,10 +112,8 @@ async function spanProcessors(env: NodeJS.ProcessEnv): Promise<SpanProcessor[]> 
     // http/protobuf by default, as the spec says; http/json when asked (the tests read it as JSON).
     const protocol = env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? env["OTEL_EXPORTER_OTLP_PROTOCOL"];
     // Loaded only when configured: an exporter's module graph costs ~20 MB of resident memory.
-    const batching = batchOptionsFromEnv(env);
-    // Protobuf spans are encoded as they end (encoding-span-processor.ts); JSON goes through the SDK's batching.
-    if (protocol === "http/json") processors.push(new BatchSpanProcessor({ exporter: new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter(), ...batching }));
-    else processors.push(await protobufSpanProcessor(batching));
+    const exporter = protocol === "http/json" ? new (await import("@opentelemetry/exporter-trace-otlp-http")).OTLPTraceExporter() : await protobufTraceExporter();
+    processors.push(new BatchSpanProcessor({ exporter, scheduledDelayMillis: Number(env["OTEL_BSP_SCHEDULE_DELAY"] ?? 1_000) }));
   }
   if (env["MESHWORK_TRACES"] === "console") processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }));
   // Without an exporter the SDK would register no tracer provider at all, and trace context would
@@ -124,47 +123,22 @@ async function spanProcessors(env: NodeJS.ProcessEnv): Promise<SpanProcessor[]> 
 }
 
 /**
- * BatchSpanProcessor's settings from OTEL_BSP_* as the specification names them; the schedule
- * delay defaults to 1 s here (the specification's 5 s holds spans longer than a test waits).
+ * The SDK's OTLP/HTTP protobuf trace exporter (exporter-trace-otlp-proto assembles the same
+ * parts: endpoint, headers, timeout, compression and retries from the OTEL_EXPORTER_OTLP_*
+ * variables), with the request encoded by otlp-protobuf.ts: the same bytes, a fraction of the
+ * CPU per span (docs/performance.md, "Fifth round: tracing").
  */
-function batchOptionsFromEnv(env: NodeJS.ProcessEnv): BatchOptions {
-  const setting = (name: string, fallback?: number) => {
-    const value = env[name];
-    if (value === undefined || value === "") return fallback;
-    const number = Number(value);
-    if (Number.isFinite(number) && number >= 0) return number;
-    // As the specification asks of a malformed setting: reported, then the default is used.
-    diag.warn(`${name} must be a non-negative number, got ${JSON.stringify(value)}; using the default`);
-    return fallback;
-  };
-  return {
-    scheduledDelayMillis: setting("OTEL_BSP_SCHEDULE_DELAY", 1_000),
-    exportTimeoutMillis: setting("OTEL_BSP_EXPORT_TIMEOUT"),
-    maxQueueSize: setting("OTEL_BSP_MAX_QUEUE_SIZE"),
-    maxExportBatchSize: setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
-  };
-}
-
-/**
- * Spans encoded as they end (encoding-span-processor.ts, otlp-protobuf.ts: the same bytes as the
- * SDK's serializer writes) and sent by the SDK's OTLP/HTTP export delegate, assembled as
- * exporter-trace-otlp-proto assembles it: endpoint, headers, timeout, compression and retries
- * from the OTEL_EXPORTER_OTLP_* variables (docs/performance.md, "Fifth round: tracing" and
- * "Sixth round: tracing").
- */
-async function protobufSpanProcessor(batching: BatchOptions): Promise<SpanProcessor> {
-  const [{ OTLPExporterBase }, { convertLegacyHttpOptions, createOtlpHttpExportDelegate }, { ProtobufTraceSerializer }, { EncodingSpanProcessor }] = await Promise.all([
-    import("@opentelemetry/otlp-exporter-base"),
-    import("@opentelemetry/otlp-exporter-base/node-http"),
-    import("@opentelemetry/otlp-transformer"),
-    import("./encoding-span-processor.ts"),
-  ]);
-  const serializer = { serializeRequest: (batch: EncodedSpanBatch) => batch.bytes, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
-  // The exporter's self-observability counts spans, as TraceExporterMetricsHelper does for a span array.
-  const countSpans = { name: "span" as const, countItems: (batch: EncodedSpanBatch) => batch.spanCount };
+async function protobufTraceExporter(): Promise<SpanExporter> {
+  const [{ OTLPExporterBase }, { convertLegacyHttpOptions, createOtlpHttpExportDelegate }, { ProtobufTraceSerializer, TraceExporterMetricsHelper }, { serializeTraceExportRequest }] =
+    await Promise.all([
+      import("@opentelemetry/otlp-exporter-base"),
+      import("@opentelemetry/otlp-exporter-base/node-http"),
+      import("@opentelemetry/otlp-transformer"),
+      import("./otlp-protobuf.ts"),
+    ]);
+  const serializer = { serializeRequest: serializeTraceExportRequest, deserializeResponse: ProtobufTraceSerializer.deserializeResponse };
   const options = convertLegacyHttpOptions({}, "TRACES", "v1/traces", { "Content-Type": "application/x-protobuf" });
-  const exporter = new OTLPExporterBase<EncodedSpanBatch>(createOtlpHttpExportDelegate(options, serializer, OTLP_HTTP_SPAN_EXPORTER, countSpans, undefined));
-  return new EncodingSpanProcessor(exporter, batching);
+  return new OTLPExporterBase<ReadableSpan[]>(createOtlpHttpExportDelegate(options, serializer, OTLP_HTTP_SPAN_EXPORTER, TraceExporterMetricsHelper, undefined));
 }
 
 /** The self-observability component type exporter-trace-otlp-proto gives its exporter. */
