@@ -13,17 +13,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { hash, verify } from "@node-rs/argon2";
 import { startTelemetry } from "../../services/platform/src/telemetry.ts";
 
 // As in the service: telemetry first (no exporter, so nothing is sampled), then everything else.
 await startTelemetry({ serviceName: "identity", serviceVersion: "bench", environment: "bench" });
 const { openDatabase, uuidv7 } = await import("@meshwork/platform");
-const { UserEvent_SignedInSchema } = await import("@meshwork/proto/meshwork/identity/v1/events_pb.js");
-const { userEvents } = await import("../../services/identity/src/events.ts");
-const { migrations, failureLog, findUserByEmail, insertSession, insertUser } = await import("../../services/identity/src/store.ts");
+const { recordSignIn } = await import("../../services/identity/src/accounts.ts");
+const { migrations, failureLog, findUserByEmail, insertUser } = await import("../../services/identity/src/store.ts");
 type IdentityTables = import("../../services/identity/src/store.ts").IdentityTables;
 
 const signIns = Number(process.argv[2] ?? 2_000);
@@ -58,21 +55,7 @@ for (let pass = 1; pass <= passes; pass++) {
     const sessionId = uuidv7();
     const expiresAt = Date.now() + 900_000;
     const commitStarted = performance.now();
-    await db.transaction().execute(async (trx) => {
-      await insertSession(trx, { id: sessionId, userId: user.id, expiresAt });
-      await userEvents.emit(trx, user.id, {
-        case: "signedIn",
-        value: create(UserEvent_SignedInSchema, {
-          userId: user.id,
-          email: user.email,
-          displayName: user.displayName,
-          sessionId,
-          expiresAt: timestampFromMs(expiresAt),
-          authMethod: "password",
-          occurredAt: timestampNow(),
-        }),
-      });
-    });
+    await db.transaction().execute((trx) => recordSignIn(trx, user, sessionId, expiresAt));
     commits.push(performance.now() - commitStarted);
   }
   const cpu = process.cpuUsage(cpuStarted);

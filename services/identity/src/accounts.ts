@@ -20,6 +20,7 @@ import {
   UserEvent_SignedUpSchema,
 } from "@meshwork/proto/meshwork/identity/v1/events_pb.js";
 import { trace, type Meter } from "@opentelemetry/api";
+import type { Transaction } from "kysely";
 import type { IdentityConfig } from "./config.ts";
 import { canonicalEmail, checkPasswordPolicy, normaliseEmail, validateDisplayName } from "./domain/credentials.ts";
 import { DEFAULT_ROLES, parseRoles } from "./domain/roles.ts";
@@ -27,7 +28,7 @@ import { FailureThrottle } from "./domain/throttle.ts";
 import { userEvents } from "./events.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import { signAccessToken } from "./tokens.ts";
-import { endSession, failureLog, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityTables, type UserRecord } from "./store.ts";
+import { endSession, failureLog, findUserByEmail, findUserById, insertSession, insertUser, updateRoles, type IdentityDatabase, type IdentityTables, type UserRecord } from "./store.ts";
 
 // @node-rs/argon2 exports Algorithm as a const enum, which type stripping cannot inline.
 const ARGON2ID = 2;
@@ -125,21 +126,7 @@ export class Accounts {
     // Nothing to clear when the check saw no failure in the window (one write less per sign-in).
     if (account.failures > 0) await this.accountThrottle.reset(email);
     const accessToken = await signing;
-    await this.context.unitOfWork(async (trx) => {
-      await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAt.getTime() });
-      await userEvents.emit(trx, user.id, {
-        case: "signedIn",
-        value: create(UserEvent_SignedInSchema, {
-          userId: user.id,
-          email: user.email,
-          displayName: user.displayName,
-          sessionId,
-          expiresAt: timestampFromMs(expiresAt.getTime()),
-          authMethod: "password",
-          occurredAt: timestampNow(),
-        }),
-      });
-    });
+    await this.context.unitOfWork((trx) => recordSignIn(trx, user, sessionId, expiresAt.getTime()));
     this.signIns.add(1, { outcome: "success" });
     this.context.log.info({ userId: user.id, sessionId }, "signed in");
     return { accessToken, expiresAt, user };
@@ -186,4 +173,25 @@ export class Accounts {
   private issueToken(user: UserRecord, sessionId: string, expiresAt: Date): Promise<string> {
     return signAccessToken(this.keys, this.context.config, { subject: user.id, tokenId: sessionId, expiresAt, claims: { roles: user.roles } });
   }
+}
+
+/**
+ * What a successful sign-in commits, in the caller's transaction: its session, and the SignedIn
+ * event that the outbox publishes after the commit. Exported for bench/workers/signin-db.ts,
+ * which times these same statements.
+ */
+export async function recordSignIn(trx: Transaction<IdentityDatabase>, user: UserRecord, sessionId: string, expiresAtMs: number): Promise<void> {
+  await insertSession(trx, { id: sessionId, userId: user.id, expiresAt: expiresAtMs });
+  await userEvents.emit(trx, user.id, {
+    case: "signedIn",
+    value: create(UserEvent_SignedInSchema, {
+      userId: user.id,
+      email: user.email,
+      displayName: user.displayName,
+      sessionId,
+      expiresAt: timestampFromMs(expiresAtMs),
+      authMethod: "password",
+      occurredAt: timestampNow(),
+    }),
+  });
 }

@@ -55,7 +55,7 @@ export interface BatchResult<M> {
  *
  * Messages almost never fail, so the batch is first applied without a savepoint per message (two
  * statements less per event). Only when a message fails is that transaction rolled back whole and
- * the batch applied again one message at a time under savepoints (`applyIsolated`): what the first
+ * the batch applied again one message at a time under savepoints (the isolated pass): what the first
  * pass did is gone, so nothing is applied twice, and the outcome is the one the savepoints give.
  */
 export async function applyBatch<Tables, M>(
@@ -63,44 +63,35 @@ export async function applyBatch<Tables, M>(
   batch: readonly M[],
   apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
 ): Promise<BatchResult<M>[]> {
-  const results: BatchResult<M>[] = new Array(batch.length);
-  const trx = await db.startTransaction().execute();
-  try {
-    for (let i = 0; i < batch.length; i++) {
-      const msg = batch[i]!;
-      results[i] = { msg, outcome: await apply(trx, msg) };
-    }
-  } catch {
-    // Which message failed, and why, is what the isolated pass reports.
-    await trx.rollback().execute();
-    return applyIsolated(db, batch, apply);
-  }
-  try {
-    await trx.commit().execute();
-  } catch (error) {
-    await trx.rollback().execute().catch(() => undefined);
-    throw error;
-  }
-  return results;
+  return (await applyInTransaction(db, batch, apply, false)) ?? (await applyInTransaction(db, batch, apply, true))!;
 }
 
-/** The batch in one transaction, each message under its own savepoint: a failing one rolls back alone. */
-async function applyIsolated<Tables, M>(
+/**
+ * The batch in one transaction. `isolated`: each message under its own savepoint, so a failing one
+ * rolls back alone. Otherwise the first failing message rolls the whole transaction back and the
+ * answer is undefined (which message failed, and why, is what the isolated pass reports).
+ */
+async function applyInTransaction<Tables, M>(
   db: Kysely<Tables & PlatformTables>,
   batch: readonly M[],
   apply: (trx: Transaction<Tables & PlatformTables>, msg: M) => Promise<Outcome>,
-): Promise<BatchResult<M>[]> {
+  isolated: boolean,
+): Promise<BatchResult<M>[] | undefined> {
   const results: BatchResult<M>[] = new Array(batch.length);
   const trx = await db.startTransaction().execute();
   try {
     for (let i = 0; i < batch.length; i++) {
       const msg = batch[i]!;
-      await trx.executeQuery(SAVEPOINT);
+      if (isolated) await trx.executeQuery(SAVEPOINT);
       try {
         const outcome = await apply(trx, msg);
-        await trx.executeQuery(RELEASE);
+        if (isolated) await trx.executeQuery(RELEASE);
         results[i] = { msg, outcome };
       } catch (error) {
+        if (!isolated) {
+          await trx.rollback().execute();
+          return undefined;
+        }
         await trx.executeQuery(ROLLBACK_TO);
         await trx.executeQuery(RELEASE);
         results[i] = { msg, error: error instanceof Error ? error : new Error(String(error)) };
