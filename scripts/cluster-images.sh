@@ -138,7 +138,12 @@ import() { # buildah-image containerd-name
   local image=$1 name=${2:-$1} id stamp archive
   id=$(buildah inspect --type image --format '{{.FromImageID}}' "$image")
   stamp="$STAMPS/$(echo "$name" | tr '/:' '__')"
-  [[ -f $stamp && "$(cat "$stamp")" == "$id" ]] && return 0
+  # The stamp alone is not enough: the kubelet's image garbage collection (under disk pressure)
+  # can remove an imported image, and with no registry reachable nothing pulls it back.
+  if [[ -f $stamp && "$(cat "$stamp")" == "$id" ]] &&
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qxF "$name"; then
+    return 0
+  fi
   log "importing $name"
   archive=$(mktemp --suffix .tar)
   rm -f "$archive"
